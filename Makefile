@@ -1,0 +1,44 @@
+# Two commands set up and use a fresh clone: `make train ENV=cnn2_fmnist` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Data folder: the shared copy beside the checkout when it exists, else whatever the user exported.
+ifneq ($(wildcard ../shared/data),)
+GANNO_DATA_DIR ?= $(abspath ../shared/data)
+endif
+export GANNO_DATA_DIR
+
+ENV ?= cnn2_fmnist
+PRESET ?= cpu
+AGENT ?= ganno
+SEED ?= 0
+OUT ?= runs/$(ENV)-$(AGENT)-$(PRESET)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
+BENCH_PRESET ?= smoke
+BENCH_OUT ?= benchmarks/results/bench-$(BENCH_PRESET).json
+
+.PHONY: install train test test-slow bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) -m ganno_jax.train --env $(ENV) --preset $(PRESET) --agent $(AGENT) --seed $(SEED) --out $(OUT) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run --preset $(BENCH_PRESET) --out $(BENCH_OUT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,316 @@
+"""Dataset loading: original files first, tensorflow-datasets second, one clear error otherwise.
+
+Choices (SPEC §2, written down here):
+- The official train split is split once with `split_seed` (default 0) into train and validation:
+  the *last* `n_val` examples of a fixed permutation are validation (10k MNIST family, 5k CIFAR-10).
+- Images become float32 in [0, 1], then are standardised per channel with train-split statistics.
+- Checksums: a file must match the official MD5, or be listed with a matching SHA-256 in a
+  `SHA256SUMS` manifest in the data folder (a documented copy such as the CIFAR-10 JPEG-75
+  reconstruction; `DatasetInfo.official` is then False), or the user opts out with
+  `GANNO_SKIP_CHECKSUMS=1`. Anything else is a `DataError`.
+- Decoded uint8 arrays are cached as `.npz` under `$GANNO_CACHE_DIR` (default
+  `~/.cache/ganno_jax`), keyed by the files' paths, sizes and modification times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import warnings
+
+import numpy as np
+
+from ganno_jax.data import formats
+from ganno_jax.errors import DataError
+
+DATA_ENV_VAR = "GANNO_DATA_DIR"
+SKIP_CHECKSUMS_ENV_VAR = "GANNO_SKIP_CHECKSUMS"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset's original files are called and what they must contain."""
+
+    name: str
+    files: dict[str, str]  # role -> file name inside <data_dir>/<name>/
+    md5: dict[str, str]  # role -> official MD5
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    n_val: int
+    tfds_name: str
+
+
+_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+SPECS: dict[str, DatasetSpec] = {
+    "fashion_mnist": DatasetSpec(
+        "fashion_mnist",
+        _MNIST_FILES,
+        {
+            "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train_labels": "25c81989df183df01b3e8a0aad5dffbe",
+            "test_images": "bef4ecab320f06d8554ea6380940ec79",
+            "test_labels": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        (28, 28, 1),
+        10,
+        10_000,
+        "fashion_mnist",
+    ),
+    "mnist": DatasetSpec(
+        "mnist",
+        _MNIST_FILES,
+        {
+            "train_images": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
+            "test_images": "9fb629c4189551a2d022fa330f9573f3",
+            "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        (28, 28, 1),
+        10,
+        10_000,
+        "mnist",
+    ),
+    "cifar10": DatasetSpec(
+        "cifar10",
+        {"archive": "cifar-10-binary.tar.gz"},
+        {"archive": "c32a1d4ab5d03f1284b67883e8d87530"},
+        (32, 32, 3),
+        10,
+        5_000,
+        "cifar10",
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """Where a loaded dataset came from; `label` is what figures should call it."""
+
+    name: str
+    source: str  # "files:<folder>" or "tfds"
+    official: bool
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Host-side splits, standardised float32 NHWC images and int32 labels."""
+
+    x_train: np.ndarray  # (n_train, H, W, C) float32
+    y_train: np.ndarray  # (n_train,) int32
+    x_val: np.ndarray  # (n_val, H, W, C)
+    y_val: np.ndarray  # (n_val,)
+    x_test: np.ndarray  # (n_test, H, W, C)
+    y_test: np.ndarray  # (n_test,)
+    mean: np.ndarray  # (C,) per-channel train mean of [0,1] pixels
+    std: np.ndarray  # (C,)
+    info: DatasetInfo
+
+
+def data_dirs() -> list[str]:
+    """Folders searched for original files, in order."""
+    dirs = []
+    if os.environ.get(DATA_ENV_VAR):
+        dirs.append(os.environ[DATA_ENV_VAR])
+    return dirs
+
+
+def _manifest_sha256(data_dir: str) -> dict[str, str]:
+    path = os.path.join(data_dir, "SHA256SUMS")
+    if not os.path.exists(path):
+        return {}
+    out = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2:
+                out[os.path.normpath(parts[1].lstrip("*"))] = parts[0]
+    return out
+
+
+def verify_file(path: str, official_md5: str, data_dir: str, rel: str) -> bool:
+    """Checks one file; returns True if it is the official file, False for a documented copy."""
+    file_md5 = formats.file_digest(path, "md5")
+    if file_md5 == official_md5:
+        return True
+    listed = _manifest_sha256(data_dir).get(os.path.normpath(rel))
+    if listed is not None and formats.file_digest(path, "sha256") == listed:
+        return False
+    if os.environ.get(SKIP_CHECKSUMS_ENV_VAR) == "1":
+        warnings.warn(f"{path}: checksum not verified ({SKIP_CHECKSUMS_ENV_VAR}=1)", stacklevel=2)
+        return False
+    why = "its SHA256SUMS entry does not match" if listed else f"MD5 {file_md5}"
+    raise DataError(
+        f"{path} fails verification ({why}; official MD5 {official_md5}): the file is corrupt or "
+        f"not the official one. Replace it, list it in {data_dir}/SHA256SUMS, or set "
+        f"{SKIP_CHECKSUMS_ENV_VAR}=1 to accept it unverified"
+    )
+
+
+def _cache_path(spec: DatasetSpec, paths: list[str]) -> str:
+    root = os.environ.get("GANNO_CACHE_DIR", os.path.expanduser("~/.cache/ganno_jax"))
+    key = hashlib.sha1(spec.name.encode())
+    for p in paths:
+        st = os.stat(p)
+        key.update(f"{os.path.abspath(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return os.path.join(root, f"{spec.name}-{key.hexdigest()[:16]}.npz")
+
+
+def _decode_files(spec: DatasetSpec, folder: str, data_dir: str) -> tuple[dict, bool]:
+    """Verifies and decodes the original files in `folder`; returns (raw uint8 arrays, official)."""
+    official = True
+    if spec.name == "cifar10":
+        archive = os.path.join(folder, spec.files["archive"])
+        extracted = os.path.join(folder, "cifar-10-batches-bin")
+        if os.path.exists(archive):
+            official = verify_file(
+                archive, spec.md5["archive"], data_dir, os.path.join(spec.name, spec.files["archive"])
+            )
+            splits = formats.read_cifar_binary(archive)
+        else:  # no checksum is published for the extracted batch files
+            splits = formats.read_cifar_binary(extracted)
+        raw = {
+            "train_images": splits["train"][0],
+            "train_labels": splits["train"][1],
+            "test_images": splits["test"][0],
+            "test_labels": splits["test"][1],
+        }
+    else:
+        raw = {}
+        for role, fname in spec.files.items():
+            path = os.path.join(folder, fname)
+            official &= verify_file(path, spec.md5[role], data_dir, os.path.join(spec.name, fname))
+            raw[role] = formats.read_idx(path)
+        for split in ("train", "test"):
+            if len(raw[f"{split}_images"]) != len(raw[f"{split}_labels"]):
+                raise DataError(f"{folder}: {split} images and labels differ in count")
+        raw = {k: (v[..., None] if v.ndim == 3 else v) for k, v in raw.items()}
+    if raw["train_images"].shape[1:] != spec.image_shape:
+        raise DataError(
+            f"{folder}: images have shape {raw['train_images'].shape[1:]}, "
+            f"{spec.name} needs {spec.image_shape}"
+        )
+    return raw, official
+
+
+def _files_present(spec: DatasetSpec, folder: str) -> list[str] | None:
+    """Paths of the original files if all of them are in `folder`, else None."""
+    if spec.name == "cifar10":
+        archive = os.path.join(folder, spec.files["archive"])
+        extracted = os.path.join(folder, "cifar-10-batches-bin")
+        if os.path.exists(archive):
+            return [archive]
+        if os.path.isdir(extracted):
+            return [os.path.join(extracted, f) for f in formats.CIFAR_TRAIN_FILES + formats.CIFAR_TEST_FILES
+                    if os.path.exists(os.path.join(extracted, f))] or None
+        return None
+    paths = [os.path.join(folder, f) for f in spec.files.values()]
+    return paths if all(os.path.exists(p) for p in paths) else None
+
+
+def _load_tfds(spec: DatasetSpec) -> dict | None:
+    """Reads a prepared tfds dataset (array_record; needs no TensorFlow), or None if unavailable."""
+    try:
+        import tensorflow_datasets as tfds
+
+        raw = {}
+        for split in ("train", "test"):
+            source = tfds.data_source(spec.tfds_name, split=split, download=False)
+            records = [source[i] for i in range(len(source))]
+            raw[f"{split}_images"] = np.stack([np.asarray(r["image"], np.uint8) for r in records])
+            raw[f"{split}_labels"] = np.asarray([r["label"] for r in records], np.int32)
+        return raw
+    except Exception:  # noqa: BLE001 - any failure of the second source means "not available"
+        return None
+
+
+def load_raw(name: str) -> tuple[dict, DatasetInfo]:
+    """Decoded uint8 arrays of the official train and test splits, from files, cache or tfds."""
+    if name not in SPECS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(SPECS)}")
+    spec = SPECS[name]
+    searched = []
+    for data_dir in data_dirs():
+        folder = os.path.join(data_dir, name)
+        searched.append(folder)
+        paths = _files_present(spec, folder)
+        if paths is None:
+            continue
+        cache = _cache_path(spec, paths)
+        if os.path.exists(cache):
+            try:
+                with np.load(cache) as z:
+                    raw = {k: z[k] for k in z.files if k != "official"}
+                    official = bool(z["official"])
+                return raw, _info(spec, f"files:{folder}", official)
+            except (OSError, ValueError, KeyError):
+                pass  # a broken cache is rebuilt from the files
+        raw, official = _decode_files(spec, folder, data_dir)
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        tmp = cache + f".{os.getpid()}.tmp.npz"
+        np.savez(tmp, official=official, **raw)
+        os.replace(tmp, cache)  # atomic: concurrent loaders never see half a cache file
+        return raw, _info(spec, f"files:{folder}", official)
+    raw = _load_tfds(spec)
+    if raw is not None:
+        return raw, _info(spec, "tfds", True)
+    expected = ", ".join(spec.files.values())
+    if name == "cifar10":
+        expected += " (or an extracted cifar-10-batches-bin/)"
+    where = ", ".join(searched) if searched else f"nothing: {DATA_ENV_VAR} is not set"
+    raise DataError(
+        f"dataset {name!r} not found: expected {expected} in $GANNO_DATA_DIR/{name}/ "
+        f"(searched {where}) or a prepared tensorflow-datasets copy; set {DATA_ENV_VAR}"
+    )
+
+
+def _info(spec: DatasetSpec, source: str, official: bool) -> DatasetInfo:
+    label = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}[spec.name]
+    if spec.name == "cifar10" and not official:
+        label = "CIFAR-10 (JPEG-75 copy)"
+    elif not official:
+        label += " (unofficial copy)"
+    return DatasetInfo(spec.name, source, official, label)
+
+
+def load_dataset(name: str, split_seed: int = 0, n_val: int | None = None) -> Dataset:
+    """Loads `name` and returns standardised train/validation/test splits (host arrays).
+
+    Args:
+      name: "fashion_mnist", "mnist" or "cifar10".
+      split_seed: seed of the fixed permutation that carves validation out of official train.
+      n_val: validation size; defaults to the dataset's (10k MNIST family, 5k CIFAR-10).
+    """
+    raw, info = load_raw(name)
+    spec = SPECS[name]
+    n_val = spec.n_val if n_val is None else n_val
+    x, y = raw["train_images"], raw["train_labels"].astype(np.int32)
+    if not 0 < n_val < len(x):
+        raise DataError(f"n_val={n_val} must be in (0, {len(x)}) for {name}")
+    perm = np.random.default_rng(split_seed).permutation(len(x))
+    tr, va = perm[:-n_val], perm[-n_val:]
+    x_train = x[tr].astype(np.float32) / 255.0
+    mean = x_train.mean(axis=(0, 1, 2))
+    std = x_train.std(axis=(0, 1, 2)) + 1e-8
+
+    def standardise(images: np.ndarray) -> np.ndarray:
+        return ((images.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+
+    return Dataset(
+        x_train=((x_train - mean) / std).astype(np.float32),
+        y_train=y[tr],
+        x_val=standardise(x[va]),
+        y_val=y[va],
+        x_test=standardise(raw["test_images"]),
+        y_test=raw["test_labels"].astype(np.int32),
+        mean=mean.astype(np.float32),
+        std=std.astype(np.float32),
+        info=info,
+    )

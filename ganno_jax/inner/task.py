@@ -1,0 +1,247 @@
+"""The inner supervised task as pure functions: init, `n` AdamW steps in one scan, evaluate.
+
+An `InnerTask` is static (model, layer table, optimiser, batch size) and closed over by jitted
+code; everything that changes is in `InnerState`, `BatchStream` and `TaskData`, all pytrees.
+Models take `(x, train)`; their non-parameter collections (e.g. `batch_stats`) are `model_state`
+and are updated in training mode and read in evaluation mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from ganno_jax.data.datasets import Dataset
+from ganno_jax.inner import optim
+from ganno_jax.inner.layer_table import LayerTable, build_layer_table
+
+Params = Any  # nested dict of arrays
+
+
+@struct.dataclass
+class TaskData:
+    """A dataset's splits on the device. Passed as an argument, never baked into a program."""
+
+    x_train: jax.Array  # (n_train, H, W, C) float32, standardised
+    y_train: jax.Array  # (n_train,) int32
+    x_val: jax.Array  # (n_val, H, W, C)
+    y_val: jax.Array  # (n_val,)
+    x_test: jax.Array  # (n_test, H, W, C)
+    y_test: jax.Array  # (n_test,)
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset) -> "TaskData":
+        """Puts a host `Dataset` on the default device, once."""
+        return cls(*(jnp.asarray(a) for a in (ds.x_train, ds.y_train, ds.x_val, ds.y_val,
+                                               ds.x_test, ds.y_test)))
+
+
+@struct.dataclass
+class InnerState:
+    """The supervised network being trained and its optimiser."""
+
+    params: Params
+    model_state: Mapping[str, Any]  # non-parameter collections, e.g. {"batch_stats": ...}; {} if none
+    opt_state: optax.OptState  # layerwise AdamW state; holds learning rates and weight decay
+
+
+@struct.dataclass
+class BatchStream:
+    """Epoch-wise shuffled minibatch order, drawn inside jit."""
+
+    perm: jax.Array  # (n_train,) int32 permutation of the current epoch
+    pos: jax.Array  # () int32 minibatches already taken from `perm`
+    key: jax.Array  # PRNG key for the next epoch's permutation
+
+
+@struct.dataclass
+class LayerStats:
+    """Per-layer statistics at the last of a run of inner steps."""
+
+    grad_norm: jax.Array  # (num_layers,) ‖g_l‖
+    update_norm: jax.Array  # (num_layers,) ‖u_l‖, u = Adam direction incl. decay, before the LR
+    param_norm: jax.Array  # (num_layers,) ‖θ_l‖
+    param_mean: jax.Array  # (num_layers,)
+    param_var: jax.Array  # (num_layers,)
+
+    @property
+    def trust_ratio(self) -> jax.Array:
+        """LAMB trust ratio ‖θ_l‖ / ‖u_l‖, (num_layers,); inf/nan are left to the caller."""
+        return self.param_norm / self.update_norm
+
+
+@struct.dataclass
+class TrainMetrics:
+    """Means over the minibatches of a run of inner steps."""
+
+    loss: jax.Array  # ()
+    accuracy: jax.Array  # ()
+
+
+class InnerTask:
+    """A Flax model, its layer table and its layerwise AdamW, as pure functions.
+
+    Args:
+      model: a linen Module called as `model.apply(variables, x, train=...)`.
+      input_shape: one example's shape, e.g. (28, 28, 1).
+      batch_size: minibatch size (SPEC: 128).
+      b1, b2, eps: Adam constants.
+    """
+
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...], batch_size: int = 128,
+                 b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+        self.model = model
+        self.input_shape = tuple(input_shape)
+        self.batch_size = batch_size
+        shapes = jax.eval_shape(
+            lambda k: model.init(k, jnp.zeros((1, *self.input_shape)), train=False),
+            jax.random.PRNGKey(0),
+        )
+        self.table: LayerTable = build_layer_table(shapes["params"])
+        self._model_collections = tuple(k for k in shapes if k != "params")
+        self.optimizer = optim.layerwise_adamw(
+            jnp.zeros(self.num_layers), 0.0, self.table.leaf_layer, b1=b1, b2=b2, eps=eps
+        )
+
+    @property
+    def num_layers(self) -> int:
+        return self.table.num_layers
+
+    def init(self, key: jax.Array, learning_rates: jax.Array, weight_decay: jax.Array) -> InnerState:
+        """A freshly initialised network and optimiser with the given per-layer rates and decay."""
+        variables = self.model.init(key, jnp.zeros((1, *self.input_shape)), train=False)
+        params = variables["params"]
+        model_state = {k: variables[k] for k in self._model_collections}
+        opt_state = self.optimizer.init(params)
+        opt_state = optim.set_learning_rates(opt_state, jnp.asarray(learning_rates, jnp.float32))
+        hyper = dict(opt_state.hyperparams, weight_decay=jnp.asarray(weight_decay, jnp.float32))
+        return InnerState(params, model_state, opt_state._replace(hyperparams=hyper))
+
+    def apply(self, params: Params, model_state, x: jax.Array, train: bool):
+        """Logits and the new model state (unchanged in evaluation mode)."""
+        variables = {"params": params, **model_state}
+        if train and model_state:
+            logits, new_state = self.model.apply(variables, x, train=True, mutable=list(model_state))
+            return logits, new_state
+        return self.model.apply(variables, x, train=train), model_state
+
+    def _loss(self, params, model_state, x, y):
+        logits, new_state = self.apply(params, model_state, x, train=True)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, (new_state, jnp.mean(jnp.argmax(logits, -1) == y))
+
+    def train_step(self, state: InnerState, x: jax.Array, y: jax.Array):
+        """One AdamW step on one minibatch; returns (state, loss, accuracy, LayerStats)."""
+        grad_fn = jax.value_and_grad(self._loss, has_aux=True)
+        (loss, (model_state, acc)), grads = grad_fn(state.params, state.model_state, x, y)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        stats = self.layer_stats(params, grads, optim.direction_norms(opt_state))
+        return InnerState(params, model_state, opt_state), loss, acc, stats
+
+    def layer_stats(self, params: Params, grads: Params, update_norms: jax.Array) -> LayerStats:
+        """Per-layer ‖g‖, ‖θ‖, mean and variance of θ (update norms come from the optimiser)."""
+        n = self.num_layers
+        zeros = [jnp.zeros((), jnp.float32) for _ in range(n)]
+        gsq, psq, psum, count = list(zeros), list(zeros), list(zeros), [0] * n
+        for g, p, layer in zip(jax.tree.leaves(grads), jax.tree.leaves(params), self.table.leaf_layer):
+            gsq[layer] = gsq[layer] + jnp.sum(jnp.square(g))
+            psq[layer] = psq[layer] + jnp.sum(jnp.square(p))
+            psum[layer] = psum[layer] + jnp.sum(p)
+            count[layer] += p.size
+        count = jnp.asarray(count, jnp.float32)
+        mean = jnp.stack(psum) / count
+        return LayerStats(
+            grad_norm=jnp.sqrt(jnp.stack(gsq)),
+            update_norm=update_norms,
+            param_norm=jnp.sqrt(jnp.stack(psq)),
+            param_mean=mean,
+            param_var=jnp.maximum(jnp.stack(psq) / count - jnp.square(mean), 0.0),
+        )
+
+    def train_steps(self, state: InnerState, data: TaskData, indices: jax.Array):
+        """Runs one AdamW step per row of `indices` in a single `lax.scan`.
+
+        Args:
+          state: the inner state.
+          data: the dataset on the device.
+          indices: (n, batch) int32 train-split indices, one minibatch per row.
+
+        Returns:
+          (new state, TrainMetrics averaged over the n minibatches, LayerStats after the last step).
+        """
+
+        def body(carry, idx):
+            state, _ = carry
+            state, loss, acc, stats = self.train_step(state, data.x_train[idx], data.y_train[idx])
+            return (state, stats), (loss, acc)
+
+        init_stats = LayerStats(*(jnp.zeros((self.num_layers,)) for _ in range(5)))
+        (state, stats), (losses, accs) = jax.lax.scan(body, (state, init_stats), indices)
+        return state, TrainMetrics(losses.mean(), accs.mean()), stats
+
+    def evaluate(self, state: InnerState, x: jax.Array, y: jax.Array, chunk: int = 1024):
+        """Mean cross-entropy and accuracy on (x, y) in evaluation mode, in chunks of `chunk`.
+
+        Args:
+          x: (n, *input_shape) examples; n need not be a multiple of `chunk`.
+          y: (n,) labels.
+
+        Returns:
+          TrainMetrics(loss, accuracy) over all n examples.
+        """
+        n = x.shape[0]
+        chunk = min(chunk, n)
+        num_chunks = -(-n // chunk)
+        pad = num_chunks * chunk - n
+        xs = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape(num_chunks, chunk, *x.shape[1:])
+        ys = jnp.pad(y, (0, pad)).reshape(num_chunks, chunk)
+        weights = (jnp.arange(num_chunks * chunk) < n).reshape(num_chunks, chunk).astype(jnp.float32)
+
+        def body(totals, batch):
+            xb, yb, wb = batch
+            logits, _ = self.apply(state.params, state.model_state, xb, train=False)
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+            correct = (jnp.argmax(logits, -1) == yb).astype(jnp.float32)
+            return totals + jnp.stack([jnp.sum(losses * wb), jnp.sum(correct * wb)]), None
+
+        totals, _ = jax.lax.scan(body, jnp.zeros(2), (xs, ys, weights))
+        return TrainMetrics(totals[0] / n, totals[1] / n)
+
+    # --- minibatch order -------------------------------------------------------------------
+    def init_stream(self, key: jax.Array, n_train: int) -> BatchStream:
+        """A stream whose first epoch is a fresh permutation of the train split."""
+        perm_key, key = jax.random.split(key)
+        perm = jax.random.permutation(perm_key, n_train).astype(jnp.int32)
+        return BatchStream(perm, jnp.zeros((), jnp.int32), key)
+
+    def next_indices(self, stream: BatchStream, n: int) -> tuple[jax.Array, BatchStream]:
+        """The next `n` minibatches' indices, (n, batch); a new permutation at each epoch's end."""
+        n_train = stream.perm.shape[0]
+        per_epoch = n_train // self.batch_size  # the incomplete last minibatch is dropped
+
+        def body(stream, _):
+            def new_epoch(s):
+                perm_key, key = jax.random.split(s.key)
+                return BatchStream(jax.random.permutation(perm_key, n_train).astype(jnp.int32),
+                                   jnp.zeros((), jnp.int32), key)
+
+            stream = jax.lax.cond(stream.pos >= per_epoch, new_epoch, lambda s: s, stream)
+            idx = jax.lax.dynamic_slice_in_dim(stream.perm, stream.pos * self.batch_size,
+                                               self.batch_size)
+            return stream.replace(pos=stream.pos + 1), idx
+
+        stream, indices = jax.lax.scan(body, stream, None, length=n)
+        return indices, stream
+
+
+def count_params(params: Params) -> int:
+    """Number of scalar parameters in a tree."""
+    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
