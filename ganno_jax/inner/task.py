@@ -105,6 +105,8 @@ class InnerTask:
             jax.random.PRNGKey(0),
         )
         self.table: LayerTable = build_layer_table(shapes["params"])
+        logits = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, *self.input_shape))), shapes)
+        self.num_classes: int = logits.shape[-1]
         self._model_collections = tuple(k for k in shapes if k != "params")
         self.optimizer = optim.layerwise_adamw(
             jnp.zeros(self.num_layers), 0.0, self.table.leaf_layer, b1=b1, b2=b2, eps=eps

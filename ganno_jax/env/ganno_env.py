@@ -1,0 +1,162 @@
+"""The GANNO environment: functional, jit/vmap-able, gymnax-style, with auto-reset.
+
+Protocol (what any env driven by `ganno_jax.trainer` must provide; written down once, here):
+  env.reset(key, params) -> (obs (num_agents, obs_dim) float32, state)
+  env.step(key, state, actions (num_agents,) int32, params)
+      -> (obs, state, reward () float32, done () bool, info dict of () or (num_agents,) arrays)
+  env.num_agents(params) -> int, env.num_actions -> int, env.obs_dim -> int,
+  env.obs_names -> tuple[str, ...], env.obs_layout -> dict (saved in checkpoints).
+`step` resets by itself when `done`; the returned obs is then the new episode's first one, and
+`info` describes the step that ended.
+
+One env step = `tau` inner AdamW steps. In training the action branch and the all-no-op branch
+are a vmapped axis of size 2 (`noop_branch=True`): both start from the same state, see the same
+minibatches and are scored on the same validation subset; the episode continues from the action
+branch. With `noop_branch=False` (deployment) only the action branch runs: half the work.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ganno_jax.env import observations, rewards
+from ganno_jax.env.actions import NUM_ACTIONS, apply_actions
+from ganno_jax.env.types import Dynamics, EnvConfig, EnvParams, EnvState
+from ganno_jax.inner import optim
+from ganno_jax.inner.task import InnerTask
+from ganno_jax.errors import UserInputError
+
+
+def _log_uniform(key: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
+    """LogUniform[low, high]; exactly `low` when low == high (so 0 can be fixed)."""
+    u = jax.random.uniform(key)
+    lo, hi = jnp.log(jnp.maximum(low, 1e-30)), jnp.log(jnp.maximum(high, 1e-30))
+    return jnp.where(low == high, low, jnp.exp(lo + u * (hi - lo)))
+
+
+def _tree_finite(tree) -> jax.Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+class GannoEnv:
+    """Layerwise learning-rate control of one inner training run. See the module docstring."""
+
+    def __init__(self, task: InnerTask, config: EnvConfig):
+        if config.reward not in rewards.REWARDS:
+            raise UserInputError(f"unknown reward {config.reward!r}; known: {', '.join(rewards.REWARDS)}")
+        if config.obs_set not in observations.OBS_SETS:
+            raise UserInputError(
+                f"unknown obs_set {config.obs_set!r}; known: {', '.join(observations.OBS_SETS)}")
+        for name in ("tau", "episode_length", "batch_size", "n_val"):
+            if getattr(config, name) < 1:
+                raise UserInputError(f"{name} must be a positive integer, got {getattr(config, name)}")
+        if not 0 < config.lr_max < float("inf"):
+            raise UserInputError(f"lr_max must be a positive finite number, got {config.lr_max}")
+        self.task = task
+        self.config = config
+        self.obs_names = observations.OBS_SETS[config.obs_set]
+
+    # --- protocol ---------------------------------------------------------------------------
+    num_actions = NUM_ACTIONS
+
+    def num_agents(self, params: EnvParams | None = None) -> int:
+        return self.task.num_layers
+
+    @property
+    def obs_dim(self) -> int:
+        return len(self.obs_names)
+
+    @property
+    def obs_layout(self) -> dict:
+        """What a checkpoint records to refuse an env whose observations differ."""
+        return {"version": observations.OBS_LAYOUT_VERSION, "names": list(self.obs_names)}
+
+    def reset(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        """A fresh network with sampled (or fixed) initial LR and weight decay."""
+        init_key, lr_key, wd_key, stream_key = jax.random.split(key, 4)
+        init_lr = _log_uniform(lr_key, params.init_lr_low, params.init_lr_high)
+        wd = _log_uniform(wd_key, params.wd_low, params.wd_high)
+        n = self.num_agents()
+        inner = self.task.init(init_key, jnp.full((n,), init_lr), wd)
+        stream = self.task.init_stream(stream_key, params.data.x_train.shape[0])
+        zeros = jnp.zeros((n,), jnp.float32)
+        stats = self.task.layer_stats(inner.params, jax.tree.map(jnp.zeros_like, inner.params), zeros)
+        # An untrained network's expected loss and accuracy stand in for measurements we have not
+        # made yet: measuring them would cost a validation pass on every auto-reset.
+        k = self.task.num_classes
+        chance_loss, chance_acc = jnp.log(jnp.float32(k)), jnp.float32(1.0 / k)
+        last = Dynamics(chance_loss, chance_acc, chance_loss, chance_acc, jnp.zeros((), bool), stats)
+        state = EnvState(inner, stream, jnp.zeros((), jnp.int32), jnp.zeros((n,), jnp.int32),
+                         init_lr, wd, last)
+        return self._obs(state), state
+
+    def step(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
+        """Applies the agents' LR actions, trains `tau` inner steps, scores, auto-resets."""
+        reset_key, val_key = jax.random.split(key)
+        cfg = self.config
+        lrs = optim.get_learning_rates(state.inner.opt_state)
+        new_lrs = apply_actions(lrs, actions, cfg.lr_max)
+        indices, stream = self.task.next_indices(state.stream, cfg.tau)
+        x_val, y_val = self._val_subset(val_key, params)
+
+        def run_branch(branch_lrs):
+            inner = state.inner.replace(opt_state=optim.set_learning_rates(state.inner.opt_state, branch_lrs))
+            inner, train, stats = self.task.train_steps(inner, params.data, indices)
+            val = self.task.evaluate(inner, x_val, y_val)
+            return inner, train, stats, val
+
+        if cfg.noop_branch:
+            inner_b, train_b, stats_b, val_b = jax.vmap(run_branch)(jnp.stack([new_lrs, lrs]))
+            pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+            inner, train, stats, val = (pick(t, 0) for t in (inner_b, train_b, stats_b, val_b))
+            noop_val = pick(val_b, 1)
+        else:
+            inner, train, stats, val = run_branch(new_lrs)
+            noop_val = val
+
+        diverged = ~(jnp.isfinite(train.loss) & jnp.isfinite(val.loss) & _tree_finite(inner.params))
+        outcome = rewards.Outcome(val.accuracy, val.loss, noop_val.accuracy, noop_val.loss, diverged)
+        reward = rewards.REWARDS[cfg.reward](outcome).astype(jnp.float32)
+        t = state.t + 1
+        done = diverged | (t >= cfg.episode_length)
+        stepped = EnvState(inner, stream, t, actions.astype(jnp.int32), state.init_lr,
+                           state.weight_decay,
+                           Dynamics(train.loss, train.accuracy, val.loss, val.accuracy, diverged, stats))
+        reset_obs, reset_state = self.reset(reset_key, params)
+        new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, stepped)
+        obs = jnp.where(done, reset_obs, self._obs(stepped))
+        info = {
+            "lrs": new_lrs,
+            "train_loss": jnp.nan_to_num(train.loss, nan=100.0, posinf=100.0),
+            "train_accuracy": jnp.nan_to_num(train.accuracy),
+            "val_loss": jnp.nan_to_num(val.loss, nan=100.0, posinf=100.0),
+            "val_accuracy": jnp.nan_to_num(val.accuracy),
+            "noop_val_accuracy": jnp.nan_to_num(noop_val.accuracy),
+            "diverged": diverged,
+            "t": t,
+        }
+        return obs, new_state, reward, done, info
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _obs(self, state: EnvState) -> jax.Array:
+        feats = observations.feature_matrix(
+            state.last,
+            optim.get_learning_rates(state.inner.opt_state),
+            state.prev_action,
+            state.t / self.config.episode_length,
+            state.init_lr,
+            state.weight_decay,
+            self.task.table,
+        )
+        return observations.select(feats, self.obs_names)
+
+    def _val_subset(self, key: jax.Array, params: EnvParams):
+        """`n_val` validation examples drawn without replacement (the whole split if smaller)."""
+        n = params.data.x_val.shape[0]
+        if self.config.n_val >= n:
+            return params.data.x_val, params.data.y_val
+        idx = jax.random.choice(key, n, (self.config.n_val,), replace=False)
+        return params.data.x_val[idx], params.data.y_val[idx]
+

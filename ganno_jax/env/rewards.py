@@ -1,0 +1,48 @@
+"""Reward kinds, pluggable by name. Each sees both branches' validation results.
+
+`difference_accuracy` (the paper's): acc(action branch) − acc(no-op branch), both trained from the
+same state on the same minibatches and scored on the same validation subset, so a joint no-op
+gives exactly 0. On divergence every kind returns its divergence reward (default for the
+difference reward: minus the no-op branch's accuracy, *our choice*; for the others the worst value
+of the scale: 0 accuracy or −100 loss) and the episode ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class Outcome:
+    """Validation results of one env step."""
+
+    val_accuracy: jax.Array  # () action branch
+    val_loss: jax.Array  # () action branch
+    noop_val_accuracy: jax.Array  # () no-op branch (equals the action branch when it is off)
+    noop_val_loss: jax.Array  # ()
+    diverged: jax.Array  # () bool
+
+
+def difference_accuracy(o: Outcome) -> jax.Array:
+    noop = jnp.nan_to_num(o.noop_val_accuracy)
+    return jnp.where(o.diverged, -noop, jnp.nan_to_num(o.val_accuracy) - noop)
+
+
+def accuracy(o: Outcome) -> jax.Array:
+    return jnp.where(o.diverged, 0.0, jnp.nan_to_num(o.val_accuracy))
+
+
+def neg_val_loss(o: Outcome) -> jax.Array:
+    return jnp.where(o.diverged, -100.0, -jnp.clip(jnp.nan_to_num(o.val_loss, nan=100.0), 0.0, 100.0))
+
+
+REWARDS: dict[str, Callable[[Outcome], jax.Array]] = {
+    "difference_accuracy": difference_accuracy,
+    "accuracy": accuracy,
+    "neg_val_loss": neg_val_loss,
+}
+NEEDS_NOOP_BRANCH = {"difference_accuracy"}

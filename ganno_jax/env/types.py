@@ -1,0 +1,60 @@
+"""Containers of the GANNO environment: static config, dynamic params, state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+from flax import struct
+
+from ganno_jax.inner.task import BatchStream, InnerState, LayerStats, TaskData
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Static settings: they fix shapes or program structure, so changing one recompiles."""
+
+    tau: int = 100  # inner steps per env step (paper: 100)
+    episode_length: int = 50  # T env steps per episode (an inner run of T·tau steps)
+    batch_size: int = 128  # inner minibatch size
+    n_val: int = 2048  # validation examples scored per env step (same subset for both branches)
+    noop_branch: bool = True  # train the all-no-op counterfactual too (training only)
+    reward: str = "difference_accuracy"  # see rewards.REWARDS
+    obs_set: str = "full"  # see observations.OBS_SETS
+    lr_max: float = 0.1  # actions are clipped to [0, lr_max]
+
+
+@struct.dataclass
+class EnvParams:
+    """Dynamic settings: arguments of the compiled program, so sweeping them costs no compile."""
+
+    data: TaskData
+    init_lr_low: jax.Array  # () initial LR ~ LogUniform[low, high]; low == high fixes it (0 allowed)
+    init_lr_high: jax.Array  # ()
+    wd_low: jax.Array  # () weight decay ~ LogUniform[low, high]; low == high fixes it
+    wd_high: jax.Array  # ()
+
+
+@struct.dataclass
+class Dynamics:
+    """What the agents observe of the last env step (or the fresh network after a reset)."""
+
+    train_loss: jax.Array  # () mean over the tau minibatches
+    train_accuracy: jax.Array  # ()
+    val_loss: jax.Array  # () on the step's validation subset
+    val_accuracy: jax.Array  # ()
+    diverged: jax.Array  # () bool: a loss or parameter became non-finite
+    stats: LayerStats  # per-layer statistics, fields (num_agents,)
+
+
+@struct.dataclass
+class EnvState:
+    """One environment copy: the inner training run and the episode's bookkeeping."""
+
+    inner: InnerState  # network, optimiser state (holds the per-layer LRs and weight decay)
+    stream: BatchStream  # minibatch order
+    t: jax.Array  # () int32 env steps taken in this episode
+    prev_action: jax.Array  # (num_agents,) int32, 0 (no-op) after a reset
+    init_lr: jax.Array  # () this episode's initial LR
+    weight_decay: jax.Array  # ()
+    last: Dynamics  # what the next observation is built from
