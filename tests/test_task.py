@@ -61,13 +61,25 @@ def test_train_steps_equal_a_plain_optax_adamw_loop():
 def test_next_indices_are_epochwise_permutations():
     task = InnerTask(MLP(), (4,), batch_size=10)
     stream = task.init_stream(jax.random.PRNGKey(0), 35)  # 3 full minibatches per epoch
-    idx, stream = jax.jit(task.next_indices, static_argnums=1)(stream, 7)
-    idx = np.asarray(idx)
-    assert idx.shape == (7, 10)
+    draw = jax.jit(task.next_indices, static_argnums=1)
+    parts = []
+    for _ in range(2):
+        part, stream = draw(stream, 3)
+        parts.append(part)
+    part, stream = draw(stream, 1)
+    idx = np.concatenate(parts + [part])
+    assert part.shape == (1, 10)
     for epoch in (idx[0:3], idx[3:6]):
         assert len(set(epoch.ravel())) == 30  # no repeats within an epoch
     assert not np.array_equal(idx[0:3], idx[3:6])  # a fresh permutation each epoch
     assert int(stream.pos) == 1
+    # Drawn in pieces (one call per env step) the order continues where it stopped.
+    s2 = task.init_stream(jax.random.PRNGKey(0), 35)
+    a, s2 = task.next_indices(s2, 2)
+    b, s2 = task.next_indices(s2, 2)
+    assert len(set(np.concatenate([a[:2], b[:1]]).ravel())) == 30  # epoch 1 = a0, a1, b0
+    with pytest.raises(ValueError, match="epoch has only 3"):
+        task.next_indices(s2, 4)
 
 
 def test_evaluate_handles_ragged_chunks():
@@ -87,6 +99,9 @@ def test_cnn2_learns_the_tiny_dataset(tiny_data):
     data = TaskData.from_dataset(ds)
     task = InnerTask(CNN2(), (28, 28, 1), batch_size=50)
     state = task.init(jax.random.PRNGKey(0), jnp.full(2, 3e-3), 1e-4)
-    idx, _ = task.next_indices(task.init_stream(jax.random.PRNGKey(1), 500), 40)
-    state, metrics, _ = jax.jit(task.train_steps)(state, data, idx)
+    stream = task.init_stream(jax.random.PRNGKey(1), 500)
+    train = jax.jit(task.train_steps)
+    for _ in range(4):
+        idx, stream = task.next_indices(stream, 10)
+        state, metrics, _ = train(state, data, idx)
     assert float(task.evaluate(state, data.x_val, data.y_val).accuracy) > 0.9

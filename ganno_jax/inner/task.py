@@ -189,8 +189,11 @@ class InnerTask:
         (state, stats), (losses, accs) = jax.lax.scan(body, (state, init_stats), indices)
         return state, TrainMetrics(losses.mean(), accs.mean()), stats
 
-    def evaluate(self, state: InnerState, x: jax.Array, y: jax.Array, chunk: int = 1024):
+    def evaluate(self, state: InnerState, x: jax.Array, y: jax.Array, chunk: int = 256):
         """Mean cross-entropy and accuracy on (x, y) in evaluation mode, in chunks of `chunk`.
+
+        (256 is the fastest chunk measured for cnn2 on the development CPU: 20 ms for 512
+        examples, against 63 ms in one chunk of 512.)
 
         Args:
           x: (n, *input_shape) examples; n need not be a multiple of `chunk`.
@@ -218,30 +221,38 @@ class InnerTask:
         return TrainMetrics(totals[0] / n, totals[1] / n)
 
     # --- minibatch order -------------------------------------------------------------------
+    # One permutation is drawn per `next_indices` call, unconditionally: a `lax.cond` per inner
+    # step becomes a select under `vmap` and would sort the whole train split at every step
+    # (25 ms for 50k examples on the development CPU).
     def init_stream(self, key: jax.Array, n_train: int) -> BatchStream:
-        """A stream whose first epoch is a fresh permutation of the train split."""
-        perm_key, key = jax.random.split(key)
-        perm = jax.random.permutation(perm_key, n_train).astype(jnp.int32)
-        return BatchStream(perm, jnp.zeros((), jnp.int32), key)
+        """A stream positioned at an epoch's end, so the first call draws a fresh permutation."""
+        per_epoch = n_train // self.batch_size
+        return BatchStream(jnp.arange(n_train, dtype=jnp.int32), jnp.int32(per_epoch), key)
 
     def next_indices(self, stream: BatchStream, n: int) -> tuple[jax.Array, BatchStream]:
-        """The next `n` minibatches' indices, (n, batch); a new permutation at each epoch's end."""
+        """The next `n` minibatches' indices, (n, batch), epoch-wise without replacement.
+
+        The incomplete last minibatch of an epoch is dropped; `n` may cross at most one epoch
+        boundary (n <= minibatches per epoch).
+        """
         n_train = stream.perm.shape[0]
-        per_epoch = n_train // self.batch_size  # the incomplete last minibatch is dropped
-
-        def body(stream, _):
-            def new_epoch(s):
-                perm_key, key = jax.random.split(s.key)
-                return BatchStream(jax.random.permutation(perm_key, n_train).astype(jnp.int32),
-                                   jnp.zeros((), jnp.int32), key)
-
-            stream = jax.lax.cond(stream.pos >= per_epoch, new_epoch, lambda s: s, stream)
-            idx = jax.lax.dynamic_slice_in_dim(stream.perm, stream.pos * self.batch_size,
-                                               self.batch_size)
-            return stream.replace(pos=stream.pos + 1), idx
-
-        stream, indices = jax.lax.scan(body, stream, None, length=n)
-        return indices, stream
+        per_epoch = n_train // self.batch_size
+        if not 1 <= n <= per_epoch:
+            raise ValueError(f"{n} minibatches per call, but an epoch has only {per_epoch} "
+                             f"(train split {n_train}, batch {self.batch_size})")
+        perm_key, key = jax.random.split(stream.key)
+        fresh = jax.random.permutation(perm_key, n_train).astype(jnp.int32)
+        pos = stream.pos + jnp.arange(n)
+        from_fresh = pos >= per_epoch
+        rows = jnp.where(from_fresh, pos - per_epoch, pos)
+        cols = jnp.arange(self.batch_size)
+        flat = rows[:, None] * self.batch_size + cols[None, :]
+        indices = jnp.where(from_fresh[:, None], fresh[flat], stream.perm[flat])
+        crossed = stream.pos + n > per_epoch
+        new = BatchStream(jnp.where(crossed, fresh, stream.perm),
+                          jnp.where(crossed, stream.pos + n - per_epoch, stream.pos + n).astype(jnp.int32),
+                          key)
+        return indices, new
 
 
 def count_params(params: Params) -> int:
