@@ -1,0 +1,1 @@
+"""The learning agent: recurrent actor-critic, normalisers, PPO maths."""

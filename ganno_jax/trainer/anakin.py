@@ -1,0 +1,260 @@
+"""Recurrent IPPO in one compiled loop (the Anakin pattern; PureJaxRL/Mava structure).
+
+`make_trainer(config, env, env_params)` returns a `Trainer` of pure, jitted functions:
+  init(key) -> RunnerState (laid out on the device mesh)
+  run_updates(runner, env_params, n) -> (runner, (metrics, traces)) stacked over n updates
+  train(key) -> the same for the whole run, in one program
+and `make_train(config)` is the PureJaxRL-style shortcut returning `train` alone.
+Each update: `_env_step` scanned over the rollout (policy → vmap(env.step)), GAE, then
+`_update_epoch` × epochs, each shuffling recurrent sequences into `_update_minibatch`es.
+Environment copies are sharded over all local devices with `shard_map`; gradients and
+normaliser moments are averaged over the device axis, so every device holds the same agent.
+The env only has to follow the protocol in `ganno_jax.env.ganno_env`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from ganno_jax.agent import normalizer, ppo
+from ganno_jax.agent.networks import GRU_SIZE, Actor, Critic
+from ganno_jax.trainer.config import TrainConfig
+
+AXIS = "device"
+
+
+@struct.dataclass
+class AgentState:
+    """Everything the learner owns: networks, their optimiser, normalisers."""
+
+    actor_params: Any
+    critic_params: Any
+    opt_state: optax.OptState
+    obs_stats: normalizer.RunningStats  # feature shape (obs_dim,)
+    value_stats: normalizer.RunningStats  # scalar
+
+
+@struct.dataclass
+class RunnerState:
+    """The carry of the training loop; arrays with a leading env axis are sharded over devices."""
+
+    agent: AgentState
+    env_state: Any  # (num_envs, ...) env states
+    obs: jax.Array  # (num_envs, num_agents, obs_dim) raw observations
+    reset: jax.Array  # (num_envs,) bool: the current obs starts an episode (GRU resets)
+    hidden: jax.Array  # (num_envs, num_agents, GRU_SIZE)
+    key: jax.Array  # PRNG key, same on every device
+    update: jax.Array  # () int32 updates done
+
+
+class Transition(NamedTuple):
+    obs: jax.Array  # (T, N, D) normalised; N = local envs × agents
+    action: jax.Array  # (T, N)
+    log_prob: jax.Array  # (T, N)
+    value: jax.Array  # (T, N) critic output (normalised scale)
+    reward: jax.Array  # (T, N) team reward, copied to every agent
+    done: jax.Array  # (T, N) this step ended the episode
+    reset: jax.Array  # (T, N) GRU reset before this step
+    hidden: jax.Array  # (T, N, H) GRU state before this step
+
+
+def _runner_specs(runner: RunnerState) -> RunnerState:
+    """PartitionSpecs: env-axis arrays sharded over devices, the rest replicated."""
+    rep = jax.tree.map(lambda _: P(), runner)
+    shard = lambda tree: jax.tree.map(lambda _: P(AXIS), tree)  # noqa: E731
+    return rep.replace(env_state=shard(runner.env_state), obs=P(AXIS), reset=P(AXIS), hidden=P(AXIS))
+
+
+class Trainer(NamedTuple):
+    init: Any  # key -> RunnerState
+    run_updates: Any  # (runner, env_params, n static) -> (runner, (metrics, traces))
+    train: Any  # key -> (runner, (metrics, traces))
+    shardings: Any  # RunnerState of NamedShardings (for checkpoint restore)
+    agent_like: Any  # () -> AgentState with the right structure (for loading agents)
+
+
+def make_train(config: TrainConfig, env=None, env_params=None):
+    """`train(key)` for `config` (PureJaxRL style); builds the env from `config.env_id` if needed."""
+    if env is None:
+        from ganno_jax.env import make
+        env, env_params = make(config.env_id, **config.env_overrides())
+    trainer = make_trainer(config, env, env_params)
+    return trainer.train
+
+
+def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
+    """Builds the pure training functions for `env` (see module docstring)."""
+    devices = jax.local_devices()
+    num_devices = len(devices)
+    if config.num_envs % num_devices:
+        raise ValueError(f"num_envs={config.num_envs} is not divisible by {num_devices} devices")
+    mesh = Mesh(np.array(devices), (AXIS,))
+    local_seqs = config.rollout_len // config.seq_len * config.num_envs // num_devices \
+        * env.num_agents(env_params)
+    if local_seqs % config.num_minibatches:
+        raise ValueError(f"{local_seqs} recurrent sequences per device do not split into "
+                         f"{config.num_minibatches} minibatches")
+    num_agents = env.num_agents(env_params)
+    obs_dim = env.obs_dim
+    actor, critic = Actor(env.num_actions), Critic()
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr, eps=1e-5))
+
+    def init_agent(key: jax.Array) -> AgentState:
+        actor_key, critic_key = jax.random.split(key)
+        dummy = jnp.zeros((1, 1, obs_dim))
+        actor_params = actor.init(actor_key, jnp.zeros((1, GRU_SIZE)), dummy, jnp.zeros((1, 1), bool))
+        critic_params = critic.init(critic_key, dummy)
+        return AgentState(actor_params, critic_params, tx.init((actor_params, critic_params)),
+                          normalizer.init_stats((obs_dim,)), normalizer.init_stats(()))
+
+    def init(key: jax.Array) -> RunnerState:
+        agent_key, env_key, key = jax.random.split(key, 3)
+        agent = init_agent(agent_key)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(env_key, config.num_envs), env_params)
+        return RunnerState(agent, env_state, obs, jnp.ones((config.num_envs,), bool),
+                           jnp.zeros((config.num_envs, num_agents, GRU_SIZE)), key,
+                           jnp.zeros((), jnp.int32))
+
+    def _update(runner: RunnerState, params) -> tuple[RunnerState, dict]:
+        """One IPPO update on this device's env copies."""
+        key, rollout_key, epoch_key = jax.random.split(runner.key, 3)
+        local_key = jax.random.fold_in(rollout_key, jax.lax.axis_index(AXIS))
+        agent = runner.agent
+        n_env = runner.obs.shape[0]
+        flat = lambda x: x.reshape((n_env * num_agents,) + x.shape[2:])  # noqa: E731
+        per_agent = lambda x: jnp.repeat(x, num_agents)  # (E,) -> (E*A,)  # noqa: E731
+
+        def _env_step(carry, step_key):
+            env_state, obs, reset, hidden = carry
+            policy_key, env_key = jax.random.split(step_key)
+            obs_n = normalizer.normalize(agent.obs_stats, flat(obs))
+            new_hidden, dist = actor.apply(agent.actor_params, flat(hidden), obs_n[None],
+                                           per_agent(reset)[None])
+            action = dist.sample(seed=policy_key)[0]
+            log_prob = dist.log_prob(action[None])[0]
+            value = critic.apply(agent.critic_params, obs_n)
+            actions = action.reshape(n_env, num_agents)
+            next_obs, env_state, reward, done, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(env_key, n_env), env_state, actions, params)
+            tr = Transition(obs_n, action, log_prob, value, per_agent(reward), per_agent(done),
+                            per_agent(reset), flat(hidden))
+            carry = (env_state, next_obs, done, new_hidden.reshape(hidden.shape))
+            return carry, (tr, obs, reward, done, info)
+
+        carry = (runner.env_state, runner.obs, runner.reset, runner.hidden)
+        carry, (traj, raw_obs, rewards, dones, infos) = jax.lax.scan(
+            _env_step, carry, jax.random.split(local_key, config.rollout_len))
+        env_state, last_obs, last_reset, last_hidden = carry
+
+        # Advantages in the raw value scale, per agent-trajectory.
+        v_raw = normalizer.denormalize(agent.value_stats, traj.value)
+        last_v = normalizer.denormalize(agent.value_stats, critic.apply(
+            agent.critic_params, normalizer.normalize(agent.obs_stats, flat(last_obs))))
+        adv, targets = jax.vmap(ppo.gae, in_axes=(1, 1, 1, 0, None, None), out_axes=1)(
+            traj.reward, v_raw, traj.done, last_v, config.gamma, config.gae_lambda)
+        value_stats = normalizer.update_stats(agent.value_stats, targets, AXIS)
+        obs_stats = normalizer.update_stats(agent.obs_stats, raw_obs, AXIS)
+        targets_n = normalizer.normalize(value_stats, targets, clip=1e6)
+
+        # Recurrent sequences: (T, N) -> (L, S) with S = (T / L) * N, initial hidden per sequence.
+        n_chunks = config.rollout_len // config.seq_len
+
+        def to_seqs(x):
+            x = x.reshape((n_chunks, config.seq_len) + x.shape[1:])
+            x = jnp.swapaxes(x, 0, 1)
+            return x.reshape((config.seq_len, -1) + x.shape[3:])
+
+        seqs = jax.tree.map(to_seqs, (traj, adv, targets_n))
+        init_hidden = traj.hidden[:: config.seq_len].reshape(-1, GRU_SIZE)  # (S, H)
+        num_seqs = init_hidden.shape[0]
+
+        def _loss(net_params, tr, adv, tgt, h0):
+            actor_params, critic_params = net_params
+            _, dist = actor.apply(actor_params, h0, tr.obs, tr.reset)
+            value = critic.apply(critic_params, tr.obs)
+            return ppo.ppo_loss(dist.log_prob(tr.action), tr.log_prob, adv, value, tr.value, tgt,
+                                dist.entropy(), config.clip_eps, config.value_clip_eps,
+                                config.vf_coef, config.ent_coef)
+
+        def _update_minibatch(state, batch):
+            net_params, opt_state = state
+            tr, adv, tgt, h0 = batch
+            (loss, aux), grads = jax.value_and_grad(_loss, has_aux=True)(net_params, tr, adv, tgt, h0)
+            grads = jax.lax.pmean(grads, AXIS)
+            updates, opt_state = tx.update(grads, opt_state, net_params)
+            return (optax.apply_updates(net_params, updates), opt_state), (loss, aux)
+
+        def _update_epoch(state, perm_key):
+            perm = jax.random.permutation(perm_key, num_seqs)
+            split = lambda x, ax: jnp.stack(jnp.split(jnp.take(x, perm, axis=ax), config.num_minibatches, axis=ax))  # noqa: E731
+            batches = (jax.tree.map(lambda x: split(x, 1), seqs[0]),
+                       split(seqs[1], 1), split(seqs[2], 1), split(init_hidden, 0))
+            return jax.lax.scan(_update_minibatch, state, batches)
+
+        (net_params, opt_state), (losses, aux) = jax.lax.scan(
+            _update_epoch, ((agent.actor_params, agent.critic_params), agent.opt_state),
+            jax.random.split(epoch_key, config.num_epochs))
+        agent = AgentState(net_params[0], net_params[1], opt_state, obs_stats, value_stats)
+
+        ended = dones.astype(jnp.float32)
+        metrics = {
+            "reward": jnp.mean(rewards),
+            "episodes": jnp.sum(ended),
+            "final_val_accuracy_sum": jnp.sum(ended * infos["val_accuracy"]),
+            "diverged": jnp.sum(infos["diverged"].astype(jnp.float32)),
+            "val_accuracy": jnp.mean(infos["val_accuracy"]),
+            "loss": losses.mean(),
+            **{k: v.mean() for k, v in aux.__dict__.items()},
+        }
+        metrics = jax.lax.pmean(metrics, AXIS)
+        for k in ("episodes", "final_val_accuracy_sum", "diverged"):
+            metrics[k] = metrics[k] * num_devices  # sums, not means, over devices
+        # The first local env copy's trajectory, for LR-schedule plots: (1, T, ...) per device.
+        traces = {"lrs": infos["lrs"][None, :, 0], "val_accuracy": infos["val_accuracy"][None, :, 0],
+                  "done": dones[None, :, 0], "t": infos["t"][None, :, 0]}
+        runner = RunnerState(agent, env_state, last_obs, last_reset, last_hidden, key,
+                             runner.update + 1)
+        return runner, (metrics, traces)
+
+    def _run_local(runner, params, n):
+        return jax.lax.scan(lambda r, _: _update(r, params), runner, None, length=n)
+
+    def run_updates(runner: RunnerState, params, n: int):
+        """`n` IPPO updates in one compiled program; returns (runner, (metrics, traces))."""
+        specs = _runner_specs(runner)
+        out_specs = (specs, ({k: P() for k in _METRIC_KEYS}, P(AXIS)))
+        fn = jax.shard_map(lambda r, p: _swap_trace_axes(_run_local(r, p, n)), mesh=mesh,
+                           in_specs=(specs, P()), out_specs=out_specs, check_vma=False)
+        return fn(runner, params)
+
+    abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
+    shardings = jax.tree.map(lambda spec: NamedSharding(mesh, spec), _runner_specs(abstract),
+                             is_leaf=lambda x: isinstance(x, P))
+    init_jit = jax.jit(init, out_shardings=shardings)
+    run_jit = jax.jit(run_updates, static_argnums=2)
+
+    @jax.jit
+    def train(key: jax.Array):
+        """The whole run as one program."""
+        return run_updates(init(key), env_params, config.num_updates)
+
+    return Trainer(init_jit, run_jit, train, shardings,
+                   lambda: jax.eval_shape(init_agent, jax.random.PRNGKey(0)))
+
+
+_METRIC_KEYS = ("reward", "episodes", "final_val_accuracy_sum", "diverged", "val_accuracy", "loss",
+                "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+
+
+def _swap_trace_axes(out):
+    """Scan stacks traces as (n, 1, T, ...); put the device axis first: (1, n, T, ...)."""
+    runner, (metrics, traces) = out
+    return runner, (metrics, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), traces))

@@ -1,0 +1,120 @@
+"""Training configuration and its presets (SPEC §4).
+
+Every field that fixes a shape or the program's structure is here (so the config is static and
+hashable); the dataset arrays and initial-condition ranges are EnvParams arguments instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ganno_jax.errors import UserInputError
+
+AGENTS = ("ganno",)  # agent presets; later: ablations and the seed systems (SPEC §6)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    env_id: str = "cnn2_fmnist"
+    agent: str = "ganno"
+    seed: int = 0
+    # Environment (static: shapes and program structure).
+    tau: int = 100  # inner steps per env step (paper)
+    episode_length: int = 300  # env steps per episode; paper Fig. 2-3 show ~30k inner steps (our reading)
+    n_val: int = 2048  # validation examples scored per env step (our choice)
+    batch_size: int = 128  # inner minibatch
+    # IPPO (paper Appendix A where given, else our choices).
+    num_envs: int = 4  # parallel env copies, sharded over local devices
+    total_env_steps: int = 50_000  # summed over env copies
+    rollout_len: int = 32  # env steps per env per update
+    seq_len: int = 8  # recurrent chunk length
+    num_epochs: int = 2
+    num_minibatches: int = 4
+    clip_eps: float = 0.2
+    value_clip_eps: float = 0.2
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    lr: float = 5e-4
+    max_grad_norm: float = 0.5
+    # Host loop.
+    updates_per_chunk: int = 5  # compiled updates between logging/checkpointing
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_env_steps // (self.num_envs * self.rollout_len)
+
+    @property
+    def env_steps_per_update(self) -> int:
+        return self.num_envs * self.rollout_len
+
+    def env_overrides(self) -> dict[str, Any]:
+        """The EnvConfig fields this config sets."""
+        return {"tau": self.tau, "episode_length": self.episode_length, "n_val": self.n_val,
+                "batch_size": self.batch_size}
+
+    def validate(self) -> "TrainConfig":
+        """Raises UserInputError naming the first bad value."""
+        if self.agent not in AGENTS:
+            raise UserInputError(f"unknown agent {self.agent!r}; known: {', '.join(AGENTS)}")
+        positive = ("tau", "episode_length", "n_val", "batch_size", "num_envs", "total_env_steps",
+                    "rollout_len", "seq_len", "num_epochs", "num_minibatches", "updates_per_chunk")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise UserInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rollout_len % self.seq_len:
+            raise UserInputError(f"rollout_len ({self.rollout_len}) must be a multiple of seq_len "
+                                 f"({self.seq_len})")
+        if self.num_updates < 1:
+            raise UserInputError(f"total_env_steps ({self.total_env_steps}) is below one update "
+                                 f"({self.env_steps_per_update} env steps)")
+        for name in ("gamma", "gae_lambda"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserInputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("clip_eps", "value_clip_eps", "lr", "max_grad_norm"):
+            if not getattr(self, name) > 0:
+                raise UserInputError(f"{name} must be > 0, got {getattr(self, name)}")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds: for tests.
+    "smoke": dict(tau=2, episode_length=4, n_val=64, num_envs=2, total_env_steps=32, rollout_len=8,
+                  seq_len=4, num_minibatches=2, updates_per_chunk=1),
+    # Default: a useful agent within 15 minutes on 2 CPU cores (see README for the measurement).
+    "cpu": dict(tau=5, episode_length=40, n_val=256, num_envs=4, total_env_steps=3_072,
+                rollout_len=32, seq_len=8, updates_per_chunk=4),
+    # The paper's numbers (Appendix A): for an accelerator.
+    "paper": dict(),
+}
+
+
+def make_config(preset: str, env_id: str, overrides: dict[str, str] | None = None,
+                **fields: Any) -> TrainConfig:
+    """A validated TrainConfig from a preset, explicit fields and `--set key=value` strings."""
+    if preset not in PRESETS:
+        raise UserInputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    values: dict[str, Any] = {**PRESETS[preset], "env_id": env_id, **fields}
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    for key, raw in (overrides or {}).items():
+        if key not in types:
+            raise UserInputError(f"unknown setting {key!r}; known: {', '.join(sorted(types))}")
+        kind = {"int": int, "float": float, "str": str}[types[key]]
+        try:
+            values[key] = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
+        except ValueError:
+            raise UserInputError(f"{key}={raw!r} is not a valid {types[key]}") from None
+    return TrainConfig(**values).validate()
+
+
+def config_from_json(text: str) -> TrainConfig:
+    """The config saved in a run folder or checkpoint."""
+    data = json.loads(text)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in data.items() if k in known})

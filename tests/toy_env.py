@@ -1,0 +1,51 @@
+"""A toy multi-agent env following the GANNO env protocol, for testing the learner alone.
+
+Each agent sees a one-hot context and is rewarded (team mean) for choosing the action equal to it,
+so the best action depends on the observation; the optimal return per step is 1.0, a uniformly
+random policy gets 1/num_actions.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class ToyState:
+    context: jax.Array  # (num_agents,) int32
+    t: jax.Array  # ()
+
+
+class MatchEnv:
+    num_actions = 4
+
+    def __init__(self, num_agents=2, episode_length=8):
+        self._n = num_agents
+        self.episode_length = episode_length
+        self.obs_names = tuple(f"context_{i}" for i in range(self.num_actions))
+
+    def num_agents(self, params=None):
+        return self._n
+
+    @property
+    def obs_dim(self):
+        return self.num_actions
+
+    @property
+    def obs_layout(self):
+        return {"version": 0, "names": list(self.obs_names)}
+
+    def _obs(self, s):
+        return jax.nn.one_hot(s.context, self.num_actions)
+
+    def reset(self, key, params):
+        s = ToyState(jax.random.randint(key, (self._n,), 0, self.num_actions), jnp.zeros((), jnp.int32))
+        return self._obs(s), s
+
+    def step(self, key, state, actions, params):
+        reward = jnp.mean((actions == state.context).astype(jnp.float32))
+        t = state.t + 1
+        done = t >= self.episode_length
+        nxt = ToyState(jax.random.randint(key, (self._n,), 0, self.num_actions), jnp.where(done, 0, t))
+        info = {"lrs": jnp.zeros(self._n), "val_accuracy": reward, "diverged": jnp.zeros((), bool), "t": t}
+        return self._obs(nxt), nxt, reward, done, info
