@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     try:
         out = run(args)
     except UserInputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
         return 2
     print(f"run folder: {out}")
     return 0

@@ -93,8 +93,20 @@ class GannoEnv:
         return self._obs(state), state
 
     def step(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
-        """Applies the agents' LR actions, trains `tau` inner steps, scores, auto-resets."""
-        reset_key, val_key = jax.random.split(key)
+        """`step_env`, then a reset where the episode ended (obs and state of the new episode)."""
+        step_key, reset_key = jax.random.split(key)
+        obs, stepped, reward, done, info = self.step_env(step_key, state, actions, params)
+        reset_obs, reset_state = self.reset(reset_key, params)
+        new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, stepped)
+        return jnp.where(done, reset_obs, obs), new_state, reward, done, info
+
+    def step_env(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
+        """Applies the agents' LR actions, trains `tau` inner steps and scores; no reset.
+
+        After a divergence the returned state holds non-finite parameters: only `step` (which
+        resets) may be used to continue; evaluation uses `step_env` to read the final network.
+        """
+        val_key = key
         cfg = self.config
         lrs = optim.get_learning_rates(state.inner.opt_state)
         new_lrs = apply_actions(lrs, actions, cfg.lr_max)
@@ -124,9 +136,6 @@ class GannoEnv:
         stepped = EnvState(inner, stream, t, actions.astype(jnp.int32), state.init_lr,
                            state.weight_decay,
                            Dynamics(train.loss, train.accuracy, val.loss, val.accuracy, diverged, stats))
-        reset_obs, reset_state = self.reset(reset_key, params)
-        new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, stepped)
-        obs = jnp.where(done, reset_obs, self._obs(stepped))
         info = {
             "lrs": new_lrs,
             "train_loss": jnp.nan_to_num(train.loss, nan=100.0, posinf=100.0),
@@ -137,7 +146,7 @@ class GannoEnv:
             "diverged": diverged,
             "t": t,
         }
-        return obs, new_state, reward, done, info
+        return self._obs(stepped), stepped, reward, done, info
 
     # --- helpers ----------------------------------------------------------------------------
     def _obs(self, state: EnvState) -> jax.Array:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ganno_jax.data.datasets import Dataset, load_dataset
+from ganno_jax.data.datasets import DATA_ENV_VAR, SKIP_CHECKSUMS_ENV_VAR, Dataset, load_dataset
 from ganno_jax.env.ganno_env import GannoEnv
 from ganno_jax.env.types import EnvConfig, EnvParams
 from ganno_jax.errors import UserInputError
@@ -22,8 +23,13 @@ ENV_IDS = ("cnn2_fmnist", "cnn2_mnist", "cnn5_fmnist", "cnn5_cifar10", "mlp_mnis
 DEFAULT_INIT = {"init_lr_low": 1e-5, "init_lr_high": 1e-2, "wd_low": 1e-5, "wd_high": 1e-1}
 
 
-@functools.lru_cache(maxsize=4)
 def _task_data(dataset: str) -> tuple[TaskData, Dataset]:
+    """The dataset on the device, loaded once per process for each data folder and checksum mode."""
+    return _cached_task_data(dataset, os.environ.get(DATA_ENV_VAR), os.environ.get(SKIP_CHECKSUMS_ENV_VAR))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_task_data(dataset: str, data_dir, skip_checksums) -> tuple[TaskData, Dataset]:
     ds = load_dataset(dataset)
     return TaskData.from_dataset(ds), ds
 

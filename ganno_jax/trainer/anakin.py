@@ -77,7 +77,23 @@ class Trainer(NamedTuple):
     run_updates: Any  # (runner, env_params, n static) -> (runner, (metrics, traces))
     train: Any  # key -> (runner, (metrics, traces))
     shardings: Any  # RunnerState of NamedShardings (for checkpoint restore)
-    agent_like: Any  # () -> AgentState with the right structure (for loading agents)
+
+
+def agent_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Adam with global-norm clipping, for actor and critic together."""
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr, eps=1e-5))
+
+
+def init_agent(key: jax.Array, config: TrainConfig, obs_dim: int, num_actions: int) -> AgentState:
+    """A fresh agent; its structure depends only on obs_dim and num_actions (not on the env)."""
+    actor_key, critic_key = jax.random.split(key)
+    dummy = jnp.zeros((1, 1, obs_dim))
+    actor_params = Actor(num_actions).init(actor_key, jnp.zeros((1, GRU_SIZE)), dummy,
+                                           jnp.zeros((1, 1), bool))
+    critic_params = Critic().init(critic_key, dummy)
+    return AgentState(actor_params, critic_params,
+                      agent_optimizer(config).init((actor_params, critic_params)),
+                      normalizer.init_stats((obs_dim,)), normalizer.init_stats(()))
 
 
 def make_train(config: TrainConfig, env=None, env_params=None):
@@ -104,19 +120,11 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     num_agents = env.num_agents(env_params)
     obs_dim = env.obs_dim
     actor, critic = Actor(env.num_actions), Critic()
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr, eps=1e-5))
-
-    def init_agent(key: jax.Array) -> AgentState:
-        actor_key, critic_key = jax.random.split(key)
-        dummy = jnp.zeros((1, 1, obs_dim))
-        actor_params = actor.init(actor_key, jnp.zeros((1, GRU_SIZE)), dummy, jnp.zeros((1, 1), bool))
-        critic_params = critic.init(critic_key, dummy)
-        return AgentState(actor_params, critic_params, tx.init((actor_params, critic_params)),
-                          normalizer.init_stats((obs_dim,)), normalizer.init_stats(()))
+    tx = agent_optimizer(config)
 
     def init(key: jax.Array) -> RunnerState:
         agent_key, env_key, key = jax.random.split(key, 3)
-        agent = init_agent(agent_key)
+        agent = init_agent(agent_key, config, obs_dim, env.num_actions)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
             jax.random.split(env_key, config.num_envs), env_params)
         return RunnerState(agent, env_state, obs, jnp.ones((config.num_envs,), bool),
@@ -239,15 +247,17 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     shardings = jax.tree.map(lambda spec: NamedSharding(mesh, spec), _runner_specs(abstract),
                              is_leaf=lambda x: isinstance(x, P))
     init_jit = jax.jit(init, out_shardings=shardings)
-    run_jit = jax.jit(run_updates, static_argnums=2)
+
+    # Pin the output layout to the input's: otherwise XLA may return env-axis arrays replicated
+    # (it does on one device) and the next call, seeing other input shardings, compiles again.
+    run_jit = jax.jit(run_updates, static_argnums=2, out_shardings=(shardings, None))
 
     @jax.jit
     def train(key: jax.Array):
         """The whole run as one program."""
         return run_updates(init(key), env_params, config.num_updates)
 
-    return Trainer(init_jit, run_jit, train, shardings,
-                   lambda: jax.eval_shape(init_agent, jax.random.PRNGKey(0)))
+    return Trainer(init_jit, run_jit, train, shardings)
 
 
 _METRIC_KEYS = ("reward", "episodes", "final_val_accuracy_sum", "diverged", "val_accuracy", "loss",

@@ -75,13 +75,8 @@ def find_checkpoint(path: str) -> tuple[str, int]:
     return path, steps[-1]
 
 
-def load_agent(path: str, like_agent_fn):
-    """Loads (agent state, meta) from a run folder or checkpoint, for evaluation.
-
-    Args:
-      path: run folder, its `checkpoints/` folder, or one `checkpoints/<step>` folder.
-      like_agent_fn: meta dict -> an AgentState with the right structure (shapes from meta).
-    """
+def read_meta(path: str) -> tuple[str, int, dict]:
+    """(checkpoints dir, step, metadata) of a run folder or checkpoint, without restoring arrays."""
     ckpt_dir, step = find_checkpoint(path)
     meta_path = os.path.join(ckpt_dir, str(step), "meta", "metadata")
     try:
@@ -92,10 +87,15 @@ def load_agent(path: str, like_agent_fn):
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint format {meta.get('format_version')} is not "
                               f"{FORMAT_VERSION}, the one this version reads")
-    like = like_agent_fn(meta)
+    return ckpt_dir, step, meta
+
+
+def restore_agent(ckpt_dir: str, step: int, like_agent):
+    """The AgentState saved at `step`, restored into the structure of `like_agent`."""
     mngr = ocp.CheckpointManager(ckpt_dir, item_names=("agent", "runner", "meta"))
     try:
-        out = mngr.restore(step, args=ocp.args.Composite(agent=ocp.args.StandardRestore(_abstract(like))))
+        out = mngr.restore(step, args=ocp.args.Composite(
+            agent=ocp.args.StandardRestore(_abstract(like_agent))))
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(f"cannot restore the agent from {ckpt_dir}/{step}: {e}") from e
-    return out.agent, meta
+    return out.agent

@@ -1,0 +1,185 @@
+"""Evaluate a trained GANNO agent zero-shot, and baselines, over a grid of initial conditions.
+
+  python -m ganno_jax.evaluate --ckpt runs/RUN --env cnn5_cifar10 --methods ganno,random,constant \
+      --init-lrs 1e-4,3e-4,1e-3,3e-3,1e-2 --wds 0.1 --seeds 3 --preset cpu --out DIR
+
+Every method trains the same network (same init and minibatch order per seed) for the same number
+of inner steps from the same initial LR and weight decay; reported: final test accuracy.
+The grid of one method is one compiled program, vmapped over (initial LR, weight decay, seed).
+Bad input → one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from ganno_jax.errors import CheckpointError, UserInputError
+
+METHODS = ("ganno", "random", "constant")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m ganno_jax.evaluate", description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", help="run folder or checkpoint (needed for method 'ganno')")
+    ap.add_argument("--env", default="cnn5_cifar10")
+    ap.add_argument("--methods", default=None, help=f"comma list of {', '.join(METHODS)}")
+    ap.add_argument("--init-lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2")
+    ap.add_argument("--wds", default="0.1")
+    ap.add_argument("--seeds", default="3", help="number of seeds (0..N-1)")
+    ap.add_argument("--preset", default="cpu", help="episode size: smoke, cpu or paper")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override tau, episode_length, n_val or batch_size of the evaluation run")
+    ap.add_argument("--greedy", action="store_true", help="GANNO takes its most likely action")
+    ap.add_argument("--out", required=True)
+    return ap.parse_args(argv)
+
+
+def _floats(text: str, name: str, allow_zero: bool) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserInputError(f"--{name} must be a comma list of numbers, got {text!r}") from None
+    if not values or any(not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero) for v in values):
+        raise UserInputError(f"--{name} values must be finite and {'>= 0' if allow_zero else '> 0'}: {text!r}")
+    return values
+
+
+def run(args: argparse.Namespace) -> str:
+    methods = [m.strip() for m in (args.methods or ("ganno,random,constant" if args.ckpt
+                                                    else "random,constant")).split(",")]
+    for m in methods:
+        if m not in METHODS:
+            raise UserInputError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
+    if "ganno" in methods and not args.ckpt:
+        raise UserInputError("method 'ganno' needs --ckpt RUN_OR_CHECKPOINT")
+    init_lrs = _floats(args.init_lrs, "init-lrs", allow_zero=True)
+    wds = _floats(args.wds, "wds", allow_zero=True)
+    try:
+        num_seeds = int(args.seeds)
+    except ValueError:
+        raise UserInputError(f"--seeds must be a positive integer, got {args.seeds!r}") from None
+    if num_seeds < 1:
+        raise UserInputError(f"--seeds must be a positive integer, got {num_seeds}")
+    if os.path.exists(args.out):
+        raise UserInputError(f"output folder {args.out} already exists; choose another --out")
+    overrides = dict(item.partition("=")[::2] for item in args.set)
+    from ganno_jax.trainer.config import make_config
+
+    allowed = {"tau", "episode_length", "n_val", "batch_size"}
+    if set(overrides) - allowed:
+        raise UserInputError(f"--set accepts {', '.join(sorted(allowed))}; got {sorted(set(overrides) - allowed)}")
+    env_cfg = make_config(args.preset, args.env, overrides).env_overrides()
+
+    import jax
+    import jax.numpy as jnp
+
+    from ganno_jax.env import make
+    from ganno_jax.evaluation import controllers, report
+    from ganno_jax.evaluation.rollout import make_rollout
+
+    env, params = make(args.env, noop_branch=False, reward="accuracy", **env_cfg)
+    agent = None
+    if "ganno" in methods:
+        agent = load_agent(args.ckpt, env.obs_layout, args.env)
+    out = report.ensure_dir(args.out)
+
+    grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
+    lr_arr = jnp.asarray([g[0] for g in grid], jnp.float32)
+    wd_arr = jnp.asarray([g[1] for g in grid], jnp.float32)
+    keys = jnp.stack([jax.random.PRNGKey(g[2]) for g in grid])
+    grid_params = params.replace(init_lr_low=lr_arr, init_lr_high=lr_arr, wd_low=wd_arr, wd_high=wd_arr)
+    axes = params.replace(data=None, init_lr_low=0, init_lr_high=0, wd_low=0, wd_high=0)
+
+    rows, curves = [], {}
+    inner_steps = env.config.tau * env.config.episode_length
+    for method in methods:
+        ctrl = {"ganno": lambda: controllers.policy_controller(agent, env.num_actions, args.greedy),
+                "random": lambda: controllers.random_controller(env.num_actions),
+                "constant": controllers.constant_controller}[method]()
+        rollout = jax.jit(jax.vmap(make_rollout(env, ctrl), in_axes=(0, axes)))
+        t0 = time.time()
+        res = jax.device_get(rollout(keys, grid_params))
+        wall = (time.time() - t0) / len(grid)
+        for i, (lr, wd, seed) in enumerate(grid):
+            rows.append({"method": method, "env": args.env, "init_lr": lr, "weight_decay": wd,
+                         "seed": seed, "test_accuracy": float(res.test_accuracy[i]),
+                         "test_loss": float(res.test_loss[i]),
+                         "final_val_accuracy": float(res.final_val_accuracy[i]),
+                         "diverged": bool(res.diverged[i]), "inner_steps": inner_steps,
+                         "wall_time_s": round(wall, 3)})
+        for lr in init_lrs:
+            for wd in wds:
+                idx = [i for i, g in enumerate(grid) if g[:2] == (lr, wd)]
+                curves[(method, lr, wd)] = {"lrs": res.lrs[idx], "val_accuracy": res.val_accuracy[idx]}
+        print(f"{method}: {len(grid)} runs in {wall * len(grid):.1f}s", file=sys.stderr)
+
+    report.write_csv(os.path.join(out, "results.csv"), rows)
+    label = f"{args.env} ({inner_steps} inner steps)"
+    title = (f"# {label}\n\nckpt: {args.ckpt or '-'}; greedy: {args.greedy}; "
+             f"tau {env.config.tau}, T {env.config.episode_length}; seeds {num_seeds}")
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(_tables(rows, title))
+    np.savez_compressed(os.path.join(out, "curves.npz"),
+                        **{f"{m}|{lr:g}|{wd:g}|{k}": v for (m, lr, wd), c in curves.items()
+                           for k, v in c.items()})
+    report.plot_grid(os.path.join(out, ""), curves, env.config.tau, args.env)
+    with open(os.path.join(out, "command.json"), "w") as f:
+        json.dump({"argv": sys.argv, "args": vars(args)}, f, indent=2)
+    return out
+
+
+def _tables(rows, title):
+    """Test accuracy (the reported number) and final validation accuracy tables."""
+    from ganno_jax.evaluation.report import markdown_table
+
+    return markdown_table(rows, "test_accuracy", title) + markdown_table(rows, "final_val_accuracy")
+
+
+def load_agent(path: str, obs_layout: dict, env_id: str):
+    """The AgentState of a run folder or checkpoint, refused if its observation layout differs.
+
+    The structure to restore into is rebuilt from the checkpoint's metadata alone, so a policy
+    trained on any env loads for any other with the same observation layout.
+    """
+    import jax
+
+    from ganno_jax.trainer import checkpoint
+    from ganno_jax.trainer.anakin import init_agent
+    from ganno_jax.trainer.config import config_from_json
+
+    ckpt_dir, step, meta = checkpoint.read_meta(path)
+    try:
+        saved_layout = meta["obs_layout"]
+        cfg = config_from_json(json.dumps(meta["config"]))
+        num_actions = int(meta["num_actions"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint metadata in {ckpt_dir}/{step} is incomplete: {e}") from e
+    if saved_layout != obs_layout:
+        raise CheckpointError(
+            f"the checkpoint's observation layout (v{saved_layout.get('version')}, "
+            f"{len(saved_layout.get('names', []))} features) differs from {env_id}'s "
+            f"(v{obs_layout['version']}, {len(obs_layout['names'])} features)")
+    like = jax.eval_shape(lambda k: init_agent(k, cfg, len(obs_layout["names"]), num_actions),
+                          jax.random.PRNGKey(0))
+    return checkpoint.restore_agent(ckpt_dir, step, like)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        out = run(args)
+    except UserInputError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
+        return 2
+    print(f"results: {out}/results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

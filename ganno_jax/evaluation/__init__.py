@@ -1,0 +1,1 @@
+"""Evaluation: controllers that set learning rates, episode rollouts, tables and plots."""

@@ -1,0 +1,115 @@
+"""Results of an evaluation grid: CSV rows, a paper-style markdown table, PNG plots."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+
+import numpy as np
+
+CSV_FIELDS = ("method", "env", "init_lr", "weight_decay", "seed", "test_accuracy", "test_loss",
+              "final_val_accuracy", "diverged", "inner_steps", "wall_time_s")
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r[k] for k in CSV_FIELDS})
+
+
+def markdown_table(rows: list[dict], metric: str = "test_accuracy", title: str = "") -> str:
+    """Methods × initial LRs (+ average), mean ± std over seeds in %, best per column in bold.
+
+    One table per weight decay. The row average is the mean over initial LRs of the per-seed
+    values; its ± is the std over seeds of the per-seed averages (as the paper reports it).
+    """
+    out = [title] if title else []
+    for wd in sorted({r["weight_decay"] for r in rows}):
+        sub = [r for r in rows if r["weight_decay"] == wd]
+        lrs = sorted({r["init_lr"] for r in sub})
+        methods = list(dict.fromkeys(r["method"] for r in sub))
+        cell = defaultdict(dict)  # (method, lr) -> {seed: value}
+        for r in sub:
+            cell[(r["method"], r["init_lr"])][r["seed"]] = 100.0 * r[metric]
+        stats = {}
+        for m in methods:
+            for lr in lrs:
+                v = np.array(list(cell[(m, lr)].values()))
+                stats[(m, lr)] = (v.mean(), v.std())
+            seeds = sorted(set.intersection(*(set(cell[(m, lr)]) for lr in lrs)))
+            avg = np.array([np.mean([cell[(m, lr)][s] for lr in lrs]) for s in seeds])
+            stats[(m, "avg")] = (avg.mean(), avg.std())
+        cols = lrs + ["avg"]
+        best = {c: max(stats[(m, c)][0] for m in methods) for c in cols}
+        diverged = defaultdict(int)
+        for r in sub:
+            diverged[r["method"]] += int(r["diverged"])
+        out.append(f"\nWeight decay {wd:g} — {metric.replace('_', ' ')} (%), mean ± std over seeds\n")
+        out.append("| Method | " + " | ".join(f"{lr:g}" for lr in lrs) + " | Average | Diverged |")
+        out.append("|---" * (len(cols) + 2) + "|")
+        for m in methods:
+            cells = []
+            for c in cols:
+                mean, std = stats[(m, c)]
+                text = f"{mean:.2f} ± {std:.2f}"
+                cells.append(f"**{text}**" if np.isclose(mean, best[c]) else text)
+            out.append(f"| {m} | " + " | ".join(cells) + f" | {diverged[m]} |")
+    return "\n".join(out) + "\n"
+
+
+def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]:
+    """Per-layer LR schedules and validation accuracy over inner steps, one PNG pair per init LR.
+
+    Args:
+      curves: {(method, init_lr, wd): {"lrs": (seeds, T, A), "val_accuracy": (seeds, T)}}.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for lr, wd in sorted({(k[1], k[2]) for k in curves}):
+        methods = [k[0] for k in curves if k[1:] == (lr, wd)]
+        fig, axes = plt.subplots(1, len(methods), figsize=(4 * len(methods), 3.2), squeeze=False)
+        for ax, m in zip(axes[0], methods):
+            lrs = curves[(m, lr, wd)]["lrs"][0]  # first seed
+            steps = (np.arange(lrs.shape[0]) + 1) * tau
+            for layer in range(lrs.shape[1]):
+                ax.plot(steps, np.maximum(lrs[:, layer], 1e-8), label=f"layer {layer + 1}")
+            ax.set_yscale("log")
+            ax.set_title(f"{m}", fontsize=9)
+            ax.set_xlabel("inner steps")
+        axes[0][0].set_ylabel("learning rate")
+        axes[0][-1].legend(fontsize=7)
+        fig.suptitle(f"{label}: per-layer LR, init LR {lr:g}, wd {wd:g} (seed 0)", fontsize=10)
+        fig.tight_layout()
+        p = f"{path_prefix}lr_schedules_lr{lr:g}_wd{wd:g}.png"
+        fig.savefig(p, dpi=90)
+        plt.close(fig)
+        written.append(p)
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for m in methods:
+            acc = curves[(m, lr, wd)]["val_accuracy"]
+            steps = (np.arange(acc.shape[1]) + 1) * tau
+            ax.plot(steps, acc.mean(0), label=m)
+            ax.fill_between(steps, acc.min(0), acc.max(0), alpha=0.15)
+        ax.set_xlabel("inner steps")
+        ax.set_ylabel("validation accuracy (subset)")
+        ax.set_title(f"{label}: init LR {lr:g}, wd {wd:g} (mean, min–max over seeds)", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        p = f"{path_prefix}accuracy_lr{lr:g}_wd{wd:g}.png"
+        fig.savefig(p, dpi=90)
+        plt.close(fig)
+        written.append(p)
+    return written
+
+
+def ensure_dir(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -1,0 +1,80 @@
+"""Smoke train → checkpoint → zero-shot evaluation on a deeper net; formats; refusals."""
+
+import csv
+import json
+import os
+
+import pytest
+
+from ganno_jax import evaluate, train
+from ganno_jax.evaluation.report import markdown_table
+
+
+@pytest.fixture(scope="module")
+def cnn2_run(tmp_path_factory):
+    """A smoke-trained cnn2 agent on tiny Fashion-MNIST files (shared by this module's tests)."""
+    import numpy as np  # noqa: F401
+    from conftest import write_tiny_mnist
+
+    root = tmp_path_factory.mktemp("data")
+    write_tiny_mnist(str(root), "fashion_mnist")
+    write_tiny_mnist(str(root), "mnist", seed=1)
+    env = {"GANNO_DATA_DIR": str(root), "GANNO_SKIP_CHECKSUMS": "1", "GANNO_NO_PROGRESS": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    out = str(tmp_path_factory.mktemp("runs") / "cnn2")
+    assert train.main(["--env", "cnn2_fmnist", "--preset", "smoke", "--set", "n_val=32", "--out", out]) == 0
+    yield out
+    for k, v in old.items():
+        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_cnn2_checkpoint_runs_zero_shot_on_cnn5(cnn2_run, tmp_path):
+    out = str(tmp_path / "eval")
+    argv = ["--ckpt", cnn2_run, "--env", "cnn5_fmnist", "--methods", "ganno,constant",
+            "--init-lrs", "1e-3,0", "--wds", "0.1", "--seeds", "2", "--preset", "smoke",
+            "--set", "n_val=32", "--set", "batch_size=32", "--out", out]
+    assert evaluate.main(argv) == 0
+    rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
+    assert len(rows) == 2 * 2 * 2
+    assert set(rows[0]) >= {"method", "env", "init_lr", "weight_decay", "seed", "test_accuracy",
+                            "test_loss", "diverged", "inner_steps", "wall_time_s"}
+    assert all(r["inner_steps"] == "8" for r in rows)  # smoke: tau 2 × T 4
+    md = open(os.path.join(out, "results.md")).read()
+    assert "| ganno |" in md and "| constant |" in md and "**" in md
+    # Initial LR 0 and the no-op: the network never moves, so every such run ends where it began
+    # and the two seeds (two initial networks) give the constant method's only variation.
+    zero = [r for r in rows if r["method"] == "constant" and float(r["init_lr"]) == 0]
+    assert all(r["diverged"] == "False" for r in rows) and len(zero) == 2
+    curves = __import__("numpy").load(os.path.join(out, "curves.npz"))
+    assert curves["ganno|0.001|0.1|lrs"].shape == (2, 4, 5)  # seeds, T, 5 agents of cnn5
+    assert any(f.startswith("lr_schedules") and f.endswith(".png") for f in os.listdir(out))
+
+
+def test_layout_mismatch_and_bad_paths_exit_2(cnn2_run, tmp_path, capsys):
+    # A checkpoint whose observation layout differs from the env's is refused.
+    meta_file = os.path.join(cnn2_run, "checkpoints", "2", "meta", "metadata")
+    meta = json.load(open(meta_file))
+    bad = dict(meta, obs_layout={"version": 99, "names": ["x"]})
+    json.dump(bad, open(meta_file, "w"))
+    try:
+        code = evaluate.main(["--ckpt", cnn2_run, "--env", "cnn2_fmnist", "--methods", "ganno",
+                              "--preset", "smoke", "--out", str(tmp_path / "e1")])
+    finally:
+        json.dump(meta, open(meta_file, "w"))
+    assert code == 2 and "observation layout" in capsys.readouterr().err
+    assert evaluate.main(["--ckpt", str(tmp_path / "nope"), "--env", "cnn2_fmnist", "--preset",
+                          "smoke", "--out", str(tmp_path / "e2")]) == 2
+    assert evaluate.main(["--env", "cnn2_fmnist", "--methods", "ganno", "--out", str(tmp_path / "e3")]) == 2
+    assert evaluate.main(["--env", "cnn2_fmnist", "--init-lrs", "-1", "--out", str(tmp_path / "e4")]) == 2
+    assert not any(os.path.exists(tmp_path / f"e{i}") for i in range(1, 5))
+
+
+def test_markdown_table_hand_made_rows():
+    rows = [{"method": m, "init_lr": lr, "weight_decay": 0.1, "seed": s, "test_accuracy": acc,
+             "diverged": False}
+            for m, base in (("a", 0.5), ("b", 0.6)) for lr in (1e-3, 1e-2) for s, acc in
+            ((0, base), (1, base + 0.02))]
+    md = markdown_table(rows, "test_accuracy")
+    assert "| a | 51.00 ± 1.00 | 51.00 ± 1.00 | 51.00 ± 1.00 | 0 |" in md
+    assert "| b | **61.00 ± 1.00** |" in md
