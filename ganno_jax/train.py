@@ -59,8 +59,8 @@ def resolve_config(args: argparse.Namespace):
 class EpisodeTracker:
     """Stitches env 0's per-update traces into whole episodes for plotting."""
 
-    def __init__(self):
-        self.lrs, self.acc, self.count = [], [], 0
+    def __init__(self, count: int = 0):
+        self.lrs, self.acc, self.count = [], [], count
 
     def feed(self, lrs: np.ndarray, acc: np.ndarray, done: np.ndarray):
         """Yields (lrs (T, A), val_accuracy (T,)) for each episode that ends in this trace."""
@@ -100,7 +100,10 @@ def run(args: argparse.Namespace) -> str:
             raise UserInputError("the checkpoint's observation layout differs from this version's")
         logger.truncate_after(int(runner.update))
     start = int(runner.update)
-    tracker = EpisodeTracker()
+    # On resume, number new episodes after those already plotted (an episode cut by the
+    # interruption is not plotted: its first part was not kept).
+    plotted = [f for f in os.listdir(os.path.join(args.out, "plots")) if f.startswith("episode_")]
+    tracker = EpisodeTracker(len(plotted))
     work = 2 if env.config.noop_branch else 1  # inner steps of work per action-branch inner step
     bar = tqdm(total=config.num_updates, initial=start, unit="update", dynamic_ncols=True,
                disable=os.environ.get("GANNO_NO_PROGRESS") == "1")

@@ -27,6 +27,19 @@ def test_smoke_run_writes_everything_and_resumes(tiny_data, tmp_path):
     before = open(os.path.join(out, "metrics.jsonl")).read()
     assert train.main(SMOKE + ["--out", out]) == 2
     assert open(os.path.join(out, "metrics.jsonl")).read() == before
+    # --resume continues a longer run without overwriting earlier plots.
+    plots = sorted(os.listdir(os.path.join(out, "plots")))
+    with open(os.path.join(out, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["total_env_steps"] = 48
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    assert train.main(["--out", out, "--resume"]) == 0
+    rows = [json.loads(x) for x in open(os.path.join(out, "metrics.jsonl"))]
+    assert [r["update"] for r in rows] == [1, 2, 3]
+    after = sorted(os.listdir(os.path.join(out, "plots")))
+    assert after[: len(plots)] == plots and len(after) > len(plots)
+    before = open(os.path.join(out, "metrics.jsonl")).read()
     # --resume of a finished run does nothing more and keeps the metrics.
     assert train.main(["--out", out, "--resume"]) == 0
     assert open(os.path.join(out, "metrics.jsonl")).read() == before
