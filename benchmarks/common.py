@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import platform
 import statistics
 import time
@@ -35,3 +36,12 @@ def device_info() -> dict:
         "jax": jax.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def emit_json(result: dict, out: str | None) -> None:
+    """Prints the result and writes it to `out` if given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")

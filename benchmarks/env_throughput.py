@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 import ganno_jax
-from benchmarks.common import device_info, time_fn
+from benchmarks.common import device_info, emit_json, time_fn
 from benchmarks.inner_step import plain_loop
 
 
@@ -78,11 +78,7 @@ def main():
             print(json.dumps(r), flush=True)
     result = {"device": device_info(), "env": args.env, "batch": 128,
               "plain_inner_steps_per_s": plain, "policy": "uniform random actions", "runs": rows}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(result, args.out)
 
 
 if __name__ == "__main__":

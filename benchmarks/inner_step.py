@@ -8,14 +8,13 @@ with Flax's own `nn.Conv` + `nn.max_pool` formulation of the same network.
 from __future__ import annotations
 
 import argparse
-import json
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from benchmarks.common import device_info, time_fn
+from benchmarks.common import device_info, emit_json, time_fn
 from ganno_jax.inner.models import CNN2, CNN5
 from ganno_jax.inner.task import InnerTask
 
@@ -80,11 +79,7 @@ def main():
                "models": [measure("cnn2", CNN2(), (28, 28, 1), args.steps),
                           measure("cnn5", CNN5(), (28, 28, 1), args.steps),
                           measure("cnn5_cifar", CNN5(), (32, 32, 3), args.steps)]}
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(results, args.out)
 
 
 if __name__ == "__main__":

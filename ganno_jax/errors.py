@@ -15,3 +15,16 @@ class DataError(UserInputError):
 
 class CheckpointError(UserInputError):
     """A checkpoint is missing, corrupt or incompatible with the requested environment."""
+
+
+def cli_main(run, args, done: str) -> int:
+    """Runs a CLI body: `done.format(out)` on success (0), one stderr line on bad input (2)."""
+    import sys
+
+    try:
+        out = run(args)
+    except UserInputError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
+        return 2
+    print(done.format(out))
+    return 0

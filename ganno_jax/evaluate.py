@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ganno_jax.errors import CheckpointError, UserInputError
+from ganno_jax.errors import CheckpointError, UserInputError, cli_main
 
 METHODS = ("ganno", "random", "constant")
 
@@ -171,14 +171,7 @@ def load_agent(path: str, obs_layout: dict, env_id: str):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        out = run(args)
-    except UserInputError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
-        return 2
-    print(f"results: {out}/results.md")
-    return 0
+    return cli_main(run, parse_args(argv), "results: {}/results.md")
 
 
 if __name__ == "__main__":

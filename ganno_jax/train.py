@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ganno_jax.errors import UserInputError
+from ganno_jax.errors import UserInputError, cli_main
 from ganno_jax.trainer.config import AGENTS, PRESETS, config_from_json, make_config
 
 
@@ -142,14 +142,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        out = run(args)
-    except UserInputError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
-        return 2
-    print(f"run folder: {out}")
-    return 0
+    return cli_main(run, parse_args(argv), "run folder: {}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Dataset loading: real files (when present) and tiny files in the official formats."""
 
 import os
-import shutil
 
 import numpy as np
 import pytest

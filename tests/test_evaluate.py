@@ -13,7 +13,6 @@ from ganno_jax.evaluation.report import markdown_table
 @pytest.fixture(scope="module")
 def cnn2_run(tmp_path_factory):
     """A smoke-trained cnn2 agent on tiny Fashion-MNIST files (shared by this module's tests)."""
-    import numpy as np  # noqa: F401
     from conftest import write_tiny_mnist
 
     root = tmp_path_factory.mktemp("data")
