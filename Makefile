@@ -15,8 +15,7 @@ PRESET ?= cpu
 AGENT ?= ganno
 SEED ?= 0
 OUT ?= runs/$(ENV)-$(AGENT)-$(PRESET)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
-BENCH_PRESET ?= smoke
-BENCH_OUT ?= benchmarks/results/bench-$(BENCH_PRESET).json
+BENCH_TAG ?= local
 
 .PHONY: install train test test-slow bench clean
 
@@ -37,8 +36,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# Throughput (JSON with the device named): inner AdamW step, then the env with a random policy.
 bench: $(STAMP)
-	$(PY) -m benchmarks.run --preset $(BENCH_PRESET) --out $(BENCH_OUT)
+	$(PY) -m benchmarks.inner_step --out benchmarks/results/inner_step-$(BENCH_TAG).json
+	$(PY) -m benchmarks.env_throughput --tau 20 --steps 2 --envs 1,4 \
+		--out benchmarks/results/env_throughput-$(BENCH_TAG).json
 
 clean:
 	rm -rf $(VENV) .pytest_cache
