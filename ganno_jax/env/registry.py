@@ -87,7 +87,13 @@ def make_env(model: nn.Module, dataset: TaskData | Dataset, input_shape=None,
         if init[lo] == 0 < init[hi]:
             raise UserInputError(f"{lo}=0 only as a fixed value ({hi}=0 too): a log-uniform needs > 0")
     shape = tuple(input_shape) if input_shape is not None else tuple(dataset.x_train.shape[1:])
-    if config.n_val > dataset.x_val.shape[0]:
+    per_epoch = dataset.x_train.shape[0] // config.batch_size
+    if per_epoch < config.tau:
+        raise UserInputError(
+            f"tau={config.tau} inner steps per env step need at least that many minibatches per "
+            f"epoch; the train split ({dataset.x_train.shape[0]}) gives {per_epoch} of batch "
+            f"{config.batch_size}")
+    if config.n_val > dataset.x_val.shape[0]:  # a small validation split is scored whole
         config = dataclasses.replace(config, n_val=dataset.x_val.shape[0])
     env = GannoEnv(InnerTask(model, shape, batch_size=config.batch_size), config)
     params = EnvParams(dataset, **{k: jnp.float32(v) for k, v in init.items()})
