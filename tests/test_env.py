@@ -161,7 +161,7 @@ def test_fixed_initial_conditions_including_zero():
 
 @pytest.mark.parametrize("kwargs", [{"tau": 0}, {"reward": "nope"}, {"obs_set": "x"}, {"bogus": 1},
                                     {"init_lr_low": 1e-2, "init_lr_high": 1e-3},
-                                    {"batch_size": 600}, {"tau": 100}])
+                                    {"batch_size": 600}, {"tau": 100}, {"noop_branch": False}])
 def test_bad_options_are_user_errors(kwargs):
     from ganno_jax.inner.models import CNN2
     with pytest.raises(UserInputError):

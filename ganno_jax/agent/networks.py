@@ -33,10 +33,6 @@ class ScannedGRU(nn.Module):
         carry = jnp.where(reset[:, None], jnp.zeros_like(carry), carry)
         return nn.GRUCell(self.hidden_size)(carry, inputs)
 
-    @staticmethod
-    def initial_carry(batch: int, hidden_size: int = GRU_SIZE) -> jax.Array:
-        return jnp.zeros((batch, hidden_size), jnp.float32)
-
 
 class Actor(nn.Module):
     """Recurrent policy shared by all agents."""

@@ -49,6 +49,9 @@ class GannoEnv:
         if config.obs_set not in observations.OBS_SETS:
             raise UserInputError(
                 f"unknown obs_set {config.obs_set!r}; known: {', '.join(observations.OBS_SETS)}")
+        if config.reward in rewards.NEEDS_NOOP_BRANCH and not config.noop_branch:
+            raise UserInputError(f"reward {config.reward!r} needs noop_branch=True (without the "
+                                 f"counterfactual branch it would always be 0)")
         for name in ("tau", "episode_length", "batch_size", "n_val"):
             if getattr(config, name) < 1:
                 raise UserInputError(f"{name} must be a positive integer, got {getattr(config, name)}")
@@ -81,8 +84,7 @@ class GannoEnv:
         n = self.num_agents()
         inner = self.task.init(init_key, jnp.full((n,), init_lr), wd)
         stream = self.task.init_stream(stream_key, params.data.x_train.shape[0])
-        zeros = jnp.zeros((n,), jnp.float32)
-        stats = self.task.layer_stats(inner.params, jax.tree.map(jnp.zeros_like, inner.params), zeros)
+        stats = self.task.layer_stats(inner, jnp.zeros((n,), jnp.float32))
         # An untrained network's expected loss and accuracy stand in for measurements we have not
         # made yet: measuring them would cost a validation pass on every auto-reset.
         k = self.task.num_classes

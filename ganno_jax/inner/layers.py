@@ -1,6 +1,7 @@
 """Convolution and pooling written for speed on XLA:CPU, numerically the same as Flax's.
 
-Measured on the 2-core development CPU (batch 128, one AdamW step inside `lax.scan`, ms):
+Measured on the 2-core development CPU (batch 128, one AdamW step inside `lax.scan`, ms) with an
+exploratory script that is not kept; `benchmarks/inner_step.py` re-measures the chosen one:
 
                                           cnn2 FMNIST  cnn5 FMNIST  cnn5 CIFAR
   nn.Conv + nn.max_pool ....................... 161        (minutes to compile+run)

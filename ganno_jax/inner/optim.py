@@ -21,6 +21,14 @@ class LayerwiseScaleState(NamedTuple):
     direction_norms: jax.Array  # (num_layers,) ‖u_l‖ of the last update, before the LR
 
 
+def per_layer_sums(leaves, leaf_layer: tuple[int, ...], num_layers: int, fn) -> jax.Array:
+    """(num_layers,) sums of `fn(leaf)` (a scalar per leaf) over each layer's leaves."""
+    sums = [jnp.zeros((), jnp.float32) for _ in range(num_layers)]
+    for leaf, layer in zip(leaves, leaf_layer):
+        sums[layer] = sums[layer] + fn(leaf.astype(jnp.float32))
+    return jnp.stack(sums)
+
+
 def scale_by_layerwise_lr(
     learning_rates: jax.Array, leaf_layer: tuple[int, ...]
 ) -> optax.GradientTransformation:
@@ -39,11 +47,9 @@ def scale_by_layerwise_lr(
     def update_fn(updates, state, params=None):
         del params, state
         leaves, treedef = jax.tree.flatten(updates)
-        sq = [jnp.zeros((), jnp.float32) for _ in range(num_layers)]
-        for leaf, layer in zip(leaves, leaf_layer):
-            sq[layer] = sq[layer] + jnp.sum(jnp.square(leaf.astype(jnp.float32)))
+        sq = per_layer_sums(leaves, leaf_layer, num_layers, lambda x: jnp.sum(jnp.square(x)))
         scaled = [-learning_rates[layer] * leaf for leaf, layer in zip(leaves, leaf_layer)]
-        return treedef.unflatten(scaled), LayerwiseScaleState(jnp.sqrt(jnp.stack(sq)))
+        return treedef.unflatten(scaled), LayerwiseScaleState(jnp.sqrt(sq))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -103,11 +109,6 @@ def set_learning_rates(opt_state, learning_rates: jax.Array):
     """Returns the state with new per-layer rates (pure; nothing is mutated)."""
     hyperparams = dict(opt_state.hyperparams, learning_rates=learning_rates)
     return opt_state._replace(hyperparams=hyperparams)
-
-
-def get_weight_decay(opt_state) -> jax.Array:
-    """The weight decay in force in a `layerwise_adamw` state."""
-    return opt_state.hyperparams["weight_decay"]
 
 
 def direction_norms(opt_state) -> jax.Array:
