@@ -21,20 +21,21 @@ import numpy as np
 
 from ganno_jax.errors import CheckpointError, UserInputError, cli_main
 
-METHODS = ("ganno", "random", "constant")
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ganno_jax.evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", help="run folder or checkpoint (needed for method 'ganno')")
     ap.add_argument("--env", default="cnn5_cifar10")
-    ap.add_argument("--methods", default=None, help=f"comma list of {', '.join(METHODS)}")
+    ap.add_argument("--methods", default=None,
+                    help="comma list of methods (ganno, random, constant, linear, quadratic, cosine, "
+                         "exponential, piecewise, sgdr, warmup_cosine, onecycle, lamb_cosine, lion); "
+                         "default ganno,random,constant with --ckpt, else random,constant")
     ap.add_argument("--init-lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2")
     ap.add_argument("--wds", default="0.1")
     ap.add_argument("--seeds", default="3", help="number of seeds (0..N-1)")
     ap.add_argument("--preset", default="cpu", help="episode size: smoke, cpu or paper")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override tau, episode_length, n_val or batch_size of the evaluation run")
+                    help="override tau, episode_length, n_val, batch_size or model_width (ResNets) "
+                         "of the evaluation run")
     ap.add_argument("--greedy", action="store_true", help="GANNO takes its most likely action")
     ap.add_argument("--out", required=True)
     return ap.parse_args(argv)
@@ -51,13 +52,15 @@ def _floats(text: str, name: str, allow_zero: bool) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> str:
-    methods = [m.strip() for m in (args.methods or ("ganno,random,constant" if args.ckpt
-                                                    else "random,constant")).split(",")]
+    from ganno_jax.evaluation.controllers import METHODS, NEEDS_CHECKPOINT
+
+    default = "ganno,random,constant" if args.ckpt else "random,constant"
+    methods = [m.strip() for m in (args.methods or default).split(",") if m.strip()]
     for m in methods:
         if m not in METHODS:
             raise UserInputError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
-    if "ganno" in methods and not args.ckpt:
-        raise UserInputError("method 'ganno' needs --ckpt RUN_OR_CHECKPOINT")
+    if NEEDS_CHECKPOINT & set(methods) and not args.ckpt:
+        raise UserInputError(f"method(s) {sorted(NEEDS_CHECKPOINT & set(methods))} need --ckpt RUN_OR_CHECKPOINT")
     init_lrs = _floats(args.init_lrs, "init-lrs", allow_zero=True)
     wds = _floats(args.wds, "wds", allow_zero=True)
     try:
@@ -71,22 +74,25 @@ def run(args: argparse.Namespace) -> str:
     overrides = dict(item.partition("=")[::2] for item in args.set)
     from ganno_jax.trainer.config import make_config
 
-    allowed = {"tau", "episode_length", "n_val", "batch_size"}
+    allowed = {"tau", "episode_length", "n_val", "batch_size", "model_width"}
     if set(overrides) - allowed:
         raise UserInputError(f"--set accepts {', '.join(sorted(allowed))}; got {sorted(set(overrides) - allowed)}")
-    env_cfg = make_config(args.preset, args.env, overrides).env_overrides()
+    env_cfg = {k: v for k, v in make_config(args.preset, args.env, overrides).env_overrides().items()
+               if k in allowed}
 
     import jax
     import jax.numpy as jnp
 
     from ganno_jax.env import make
-    from ganno_jax.evaluation import controllers, report
+    from ganno_jax.evaluation import report
+    from ganno_jax.evaluation.controllers import MethodContext
     from ganno_jax.evaluation.rollout import make_rollout
 
     env, params = make(args.env, noop_branch=False, reward="accuracy", **env_cfg)
     agent = None
-    if "ganno" in methods:
-        agent = load_agent(args.ckpt, env.obs_layout, args.env)
+    if NEEDS_CHECKPOINT & set(methods):
+        agent = load_agent(args.ckpt, env.obs_layout, args.env)  # refused before anything is written
+    ctx = MethodContext(env.num_actions, (lambda: agent) if agent is not None else None, args.greedy)
     out = report.ensure_dir(args.out)
 
     grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
@@ -98,11 +104,9 @@ def run(args: argparse.Namespace) -> str:
 
     rows, curves = [], {}
     inner_steps = env.config.tau * env.config.episode_length
+    bar = _progress(len(methods))
     for method in methods:
-        ctrl = {"ganno": lambda: controllers.policy_controller(agent, env.num_actions, args.greedy),
-                "random": lambda: controllers.random_controller(env.num_actions),
-                "constant": controllers.constant_controller}[method]()
-        rollout = jax.jit(jax.vmap(make_rollout(env, ctrl), in_axes=(0, axes)))
+        rollout = jax.jit(jax.vmap(make_rollout(env, METHODS[method](ctx)), in_axes=(0, axes)))
         t0 = time.time()
         res = jax.device_get(rollout(keys, grid_params))
         wall = (time.time() - t0) / len(grid)
@@ -116,8 +120,11 @@ def run(args: argparse.Namespace) -> str:
         for lr in init_lrs:
             for wd in wds:
                 idx = [i for i, g in enumerate(grid) if g[:2] == (lr, wd)]
-                curves[(method, lr, wd)] = {"lrs": res.lrs[idx], "val_accuracy": res.val_accuracy[idx]}
-        print(f"{method}: {len(grid)} runs in {wall * len(grid):.1f}s", file=sys.stderr)
+                curves[(method, lr, wd)] = {"lrs": res.lrs[idx], "val_accuracy": res.val_accuracy[idx],
+                                            "test_accuracy": res.test_curve[idx]}
+        bar.update(1)
+        bar.set_postfix(method=method, s_per_run=f"{wall:.2f}")
+    bar.close()
 
     report.write_csv(os.path.join(out, "results.csv"), rows)
     label = f"{args.env} ({inner_steps} inner steps)"
@@ -132,6 +139,13 @@ def run(args: argparse.Namespace) -> str:
     with open(os.path.join(out, "command.json"), "w") as f:
         json.dump({"argv": sys.argv, "args": vars(args)}, f, indent=2)
     return out
+
+
+def _progress(total: int):
+    """A tqdm bar over methods (silenced by GANNO_NO_PROGRESS=1)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="method", disable=os.environ.get("GANNO_NO_PROGRESS") == "1")
 
 
 def _tables(rows, title):

@@ -48,6 +48,7 @@ def test_cnn2_checkpoint_runs_zero_shot_on_cnn5(cnn2_run, tmp_path):
     # The constant method keeps every layer's initial rate bit for bit, 0 included.
     np.testing.assert_array_equal(curves["constant|0|0.1|lrs"], 0.0)
     np.testing.assert_array_equal(curves["constant|0.001|0.1|lrs"], 1e-3 * np.ones((2, 4, 5), np.float32))
+    assert curves["ganno|0.001|0.1|test_accuracy"].shape == (2, 4)
     assert any(f.startswith("lr_schedules") and f.endswith(".png") for f in os.listdir(out))
 
 
@@ -67,7 +68,9 @@ def test_layout_mismatch_and_bad_paths_exit_2(cnn2_run, tmp_path, capsys):
                           "smoke", "--out", str(tmp_path / "e2")]) == 2
     assert evaluate.main(["--env", "cnn2_fmnist", "--methods", "ganno", "--out", str(tmp_path / "e3")]) == 2
     assert evaluate.main(["--env", "cnn2_fmnist", "--init-lrs", "-1", "--out", str(tmp_path / "e4")]) == 2
-    assert not any(os.path.exists(tmp_path / f"e{i}") for i in range(1, 5))
+    assert evaluate.main(["--env", "cnn2_fmnist", "--methods", "velo", "--out", str(tmp_path / "e5")]) == 2
+    assert "unknown method 'velo'" in capsys.readouterr().err
+    assert not any(os.path.exists(tmp_path / f"e{i}") for i in range(1, 6))
 
 
 def test_markdown_table_hand_made_rows():
@@ -78,3 +81,26 @@ def test_markdown_table_hand_made_rows():
     md = markdown_table(rows, "test_accuracy")
     assert "| a | 51.00 ± 1.00 | 51.00 ± 1.00 | 51.00 ± 1.00 | 0 |" in md
     assert "| b | **61.00 ± 1.00** |" in md
+
+
+@pytest.mark.slow
+def test_table1_experiment_smoke_has_every_method(cnn2_run, tmp_path, monkeypatch):
+    import runpy
+
+    script = os.path.join(os.path.dirname(__file__), "..", "experiments", "table1.py")
+    out = str(tmp_path / "table1")
+    monkeypatch.setattr("sys.argv", [script, "--preset", "smoke", "--ckpt", cnn2_run,
+                                     "--env", "mlp_mnist", "--out", out])  # mlp: cheap to compile
+    monkeypatch.syspath_prepend(os.path.dirname(script))
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(script, run_name="__main__")
+    assert exit_info.value.code == 0
+    rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
+    expected = ["ganno", "random", "constant", "linear", "quadratic", "cosine", "exponential",
+                "piecewise", "sgdr", "warmup_cosine", "onecycle", "lamb_cosine", "lion"]
+    assert list(dict.fromkeys(r["method"] for r in rows)) == expected
+    assert json.load(open(os.path.join(out, "command.json")))["argv"][1:3] == ["--preset", "smoke"]
+    curves = np.load(os.path.join(out, "curves.npz"))
+    assert curves["ganno|0.001|0.1|lrs"].shape == (1, 4, 3)  # the cnn2 policy drives mlp's 3 layers
+    # Piecewise over 8 inner steps, recorded at block starts 0, 2, 4, 6: ×0.1 from 4, ×0.01 from 6.
+    np.testing.assert_allclose(curves["piecewise|0.001|0.1|lrs"][0, :, 0], [1e-3, 1e-3, 1e-4, 1e-5], rtol=1e-6)

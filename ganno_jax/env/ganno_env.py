@@ -24,7 +24,7 @@ from ganno_jax.env import observations, rewards
 from ganno_jax.env.actions import NUM_ACTIONS, apply_actions
 from ganno_jax.env.types import Dynamics, EnvConfig, EnvParams, EnvState
 from ganno_jax.inner import optim
-from ganno_jax.inner.task import InnerTask
+from ganno_jax.inner.task import InnerTask, tree_finite
 from ganno_jax.errors import UserInputError
 
 
@@ -33,11 +33,6 @@ def _log_uniform(key: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
     u = jax.random.uniform(key)
     lo, hi = jnp.log(jnp.maximum(low, 1e-30)), jnp.log(jnp.maximum(high, 1e-30))
     return jnp.where(low == high, low, jnp.exp(lo + u * (hi - lo)))
-
-
-def _tree_finite(tree) -> jax.Array:
-    leaves = jax.tree.leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 class GannoEnv:
@@ -113,7 +108,7 @@ class GannoEnv:
         lrs = optim.get_learning_rates(state.inner.opt_state)
         new_lrs = apply_actions(lrs, actions, cfg.lr_max)
         indices, stream = self.task.next_indices(state.stream, cfg.tau)
-        x_val, y_val = self._val_subset(val_key, params)
+        x_val, y_val = self.val_subset(val_key, params)
 
         def run_branch(branch_lrs):
             inner = state.inner.replace(opt_state=optim.set_learning_rates(state.inner.opt_state, branch_lrs))
@@ -130,7 +125,7 @@ class GannoEnv:
             inner, train, stats, val = run_branch(new_lrs)
             noop_val = val
 
-        diverged = ~(jnp.isfinite(train.loss) & jnp.isfinite(val.loss) & _tree_finite(inner.params))
+        diverged = ~(jnp.isfinite(train.loss) & jnp.isfinite(val.loss) & tree_finite(inner.params))
         outcome = rewards.Outcome(val.accuracy, val.loss, noop_val.accuracy, noop_val.loss, diverged)
         reward = rewards.REWARDS[cfg.reward](outcome).astype(jnp.float32)
         t = state.t + 1
@@ -163,7 +158,7 @@ class GannoEnv:
         )
         return observations.select(feats, self.obs_names)
 
-    def _val_subset(self, key: jax.Array, params: EnvParams):
+    def val_subset(self, key: jax.Array, params: EnvParams):
         """`n_val` validation examples drawn without replacement (the whole split if smaller)."""
         n = params.data.x_val.shape[0]
         if self.config.n_val >= n:

@@ -1,27 +1,42 @@
-"""Controllers: anything that picks the agents' LR actions during an inner training run.
+"""Controllers: everything that sets learning rates during an inner training run.
 
-A controller is a pair of pure functions over an explicit carry (like an optax transform):
-  init(num_agents) -> carry
-  act(carry, obs (num_agents, obs_dim), key) -> (carry, actions (num_agents,) int32)
-A trained GANNO policy works for any number of agents: agents are rows of one batch.
+One interface, two ways of acting (a `Controller` fills exactly one):
+  - per env step, as agents: pure functions over an explicit carry (like an optax transform)
+      init(num_agents) -> carry
+      act(carry, obs (num_agents, obs_dim), key) -> (carry, actions (num_agents,) int32)
+    A trained GANNO policy works for any number of agents: agents are rows of one batch.
+  - per inner step, as an optax optimiser with its own schedule
+      optimizer(alpha, weight_decay, total_steps) -> (GradientTransformation, schedule)
+`METHODS` maps every evaluation method name to a factory of its controller; presets added later
+register here (`register`) and the evaluator picks them up unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from ganno_jax.agent import normalizer
 from ganno_jax.agent.networks import GRU_SIZE, Actor
 from ganno_jax.env.actions import NOOP
+from ganno_jax.errors import UserInputError
+from ganno_jax.evaluation import baselines
 
 
 class Controller(NamedTuple):
     name: str
-    init: Callable[[int], Any]
-    act: Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]
+    init: Callable[[int], Any] | None = None
+    act: Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]] | None = None
+    optimizer: Callable[..., tuple[optax.GradientTransformation, Callable]] | None = None
+
+    @property
+    def per_inner_step(self) -> bool:
+        """True for optax-optimiser baselines (LR set every inner step), False for agents."""
+        return self.optimizer is not None
 
 
 def policy_controller(agent, num_actions: int, greedy: bool = False, name: str = "ganno") -> Controller:
@@ -53,3 +68,38 @@ def constant_controller() -> Controller:
     """Always the no-op: the initial learning rate stays constant."""
     return Controller("constant", lambda n: jnp.int32(n),
                       lambda carry, obs, key: (carry, jnp.full((obs.shape[0],), NOOP, jnp.int32)))
+
+
+@dataclasses.dataclass
+class MethodContext:
+    """What a method factory may use: the env and, for checkpoint-based methods, the agent."""
+
+    num_actions: int
+    load_agent: Callable[[], Any] | None = None  # None when no --ckpt was given
+    greedy: bool = False
+
+
+def _ganno(ctx: MethodContext) -> Controller:
+    if ctx.load_agent is None:
+        raise UserInputError("method 'ganno' needs --ckpt RUN_OR_CHECKPOINT")
+    return policy_controller(ctx.load_agent(), ctx.num_actions, ctx.greedy)
+
+
+# Method name -> factory(MethodContext) -> Controller, in the order tables list them.
+METHODS: dict[str, Callable[[MethodContext], Controller]] = {
+    "ganno": _ganno,
+    "random": lambda ctx: random_controller(ctx.num_actions),
+    "constant": lambda ctx: constant_controller(),
+}
+NEEDS_CHECKPOINT = {"ganno"}
+
+
+def register(name: str, factory: Callable[[MethodContext], Controller], needs_checkpoint=False):
+    """Adds an evaluation method (e.g. an agent preset) under `name`."""
+    METHODS[name] = factory
+    if needs_checkpoint:
+        NEEDS_CHECKPOINT.add(name)
+
+
+for _name, _make in baselines.OPTIMIZER_BASELINES.items():
+    register(_name, lambda ctx, n=_name, m=_make: Controller(n, optimizer=m))

@@ -61,10 +61,11 @@ def markdown_table(rows: list[dict], metric: str = "test_accuracy", title: str =
 
 
 def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]:
-    """Per-layer LR schedules and validation accuracy over inner steps, one PNG pair per init LR.
+    """Per-layer LR schedules and test accuracy over inner steps, one PNG pair per (init LR, wd).
 
     Args:
-      curves: {(method, init_lr, wd): {"lrs": (seeds, T, A), "val_accuracy": (seeds, T)}}.
+      curves: {(method, init_lr, wd): {"lrs": (seeds, T, A), "test_accuracy": (seeds, T)}}; the
+        accuracy curve is on the fixed test subset (see `rollout`).
     """
     import matplotlib
 
@@ -74,17 +75,24 @@ def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]
     written = []
     for lr, wd in sorted({(k[1], k[2]) for k in curves}):
         methods = [k[0] for k in curves if k[1:] == (lr, wd)]
-        fig, axes = plt.subplots(1, len(methods), figsize=(4 * len(methods), 3.2), squeeze=False)
-        for ax, m in zip(axes[0], methods):
+        cols = min(len(methods), 5)
+        rows = -(-len(methods) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False,
+                                 sharey=True)
+        for ax in axes.flat[len(methods):]:
+            ax.set_visible(False)
+        for ax, m in zip(axes.flat, methods):
             lrs = curves[(m, lr, wd)]["lrs"][0]  # first seed
-            steps = (np.arange(lrs.shape[0]) + 1) * tau
+            steps = np.arange(lrs.shape[0]) * tau
             for layer in range(lrs.shape[1]):
-                ax.plot(steps, np.maximum(lrs[:, layer], 1e-8), label=f"layer {layer + 1}")
+                ax.step(steps, np.maximum(lrs[:, layer], 1e-8), where="post", label=f"layer {layer + 1}")
             ax.set_yscale("log")
             ax.set_title(f"{m}", fontsize=9)
+        for ax in axes[-1]:
             ax.set_xlabel("inner steps")
-        axes[0][0].set_ylabel("learning rate")
-        axes[0][-1].legend(fontsize=7)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("learning rate")
+        axes.flat[0].legend(fontsize=6)
         fig.suptitle(f"{label}: per-layer LR, init LR {lr:g}, wd {wd:g} (seed 0)", fontsize=10)
         fig.tight_layout()
         p = f"{path_prefix}lr_schedules_lr{lr:g}_wd{wd:g}.png"
@@ -92,16 +100,16 @@ def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]
         plt.close(fig)
         written.append(p)
 
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = plt.subplots(figsize=(7, 4))
         for m in methods:
-            acc = curves[(m, lr, wd)]["val_accuracy"]
+            acc = curves[(m, lr, wd)]["test_accuracy"]
             steps = (np.arange(acc.shape[1]) + 1) * tau
-            ax.plot(steps, acc.mean(0), label=m)
-            ax.fill_between(steps, acc.min(0), acc.max(0), alpha=0.15)
+            ax.plot(steps, acc.mean(0), label=m, lw=2.0 if m == "ganno" else 1.0)
+            ax.fill_between(steps, acc.min(0), acc.max(0), alpha=0.12)
         ax.set_xlabel("inner steps")
-        ax.set_ylabel("validation accuracy (subset)")
+        ax.set_ylabel("test accuracy (fixed subset)")
         ax.set_title(f"{label}: init LR {lr:g}, wd {wd:g} (mean, min–max over seeds)", fontsize=9)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
         p = f"{path_prefix}accuracy_lr{lr:g}_wd{wd:g}.png"
         fig.savefig(p, dpi=90)

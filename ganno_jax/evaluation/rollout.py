@@ -1,4 +1,11 @@
-"""One inner training run under a controller, for evaluation (deployment: no no-op branch)."""
+"""One inner training run under a controller, for evaluation (deployment: no no-op branch).
+
+Both kinds of controller (see `controllers`) start from the env's reset for the same key: the same
+network initialisation, initial LR, weight decay and minibatch order; they differ only in who sets
+the learning rates. Both record, after every block of `tau` inner steps, the LRs in force, the
+accuracy on the step's validation subset and on a fixed test subset (the first `n_val` test
+examples: the accuracy-over-steps curves), so their curves line up point for point.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,14 @@ import jax.numpy as jnp
 from flax import struct
 
 from ganno_jax.evaluation.controllers import Controller
+from ganno_jax.inner.task import tree_finite
 
 
 @struct.dataclass
 class EpisodeResult:
-    lrs: jax.Array  # (T, num_agents) learning rates in force during each env step
+    lrs: jax.Array  # (T, num_agents) learning rates in force during each block of tau inner steps
     val_accuracy: jax.Array  # (T,) on the step's validation subset
+    test_curve: jax.Array  # (T,) accuracy on the fixed test subset after each block
     train_loss: jax.Array  # (T,)
     final_val_accuracy: jax.Array  # () on the whole validation split
     test_accuracy: jax.Array  # () on the official test split
@@ -21,38 +30,89 @@ class EpisodeResult:
 
 
 def make_rollout(env, controller: Controller):
-    """`rollout(key, params) -> EpisodeResult` over one episode of `env.config.episode_length` steps.
+    """`rollout(key, params) -> EpisodeResult` over `env.config.episode_length` blocks of `tau` steps.
 
-    Uses `env.step_env` (no auto-reset) so the network at the end of the run is the one tested.
     A run that diverges reports chance accuracy from then on (its network is non-finite).
     """
     num_steps = env.config.episode_length
     chance = 1.0 / env.task.num_classes
+    step_fn = _optimizer_block if controller.per_inner_step else _agent_block
 
     def rollout(key: jax.Array, params) -> EpisodeResult:
         reset_key, run_key = jax.random.split(key)
         obs, state = env.reset(reset_key, params)
-        carry = controller.init(env.num_agents(params))
+        carry = _init_carry(env, controller, obs, state, params)
+        x_curve, y_curve = (a[: env.config.n_val] for a in (params.data.x_test, params.data.y_test))
 
         def body(c, step_key):
-            obs, state, carry, diverged = c
-            act_key, env_key = jax.random.split(step_key)
-            carry, actions = controller.act(carry, obs, act_key)
-            obs, state, _, _, info = env.step_env(env_key, state, actions, params)
+            carry, diverged = c
+            carry, inner, info = step_fn(env, controller, carry, step_key, params)
             diverged = diverged | info["diverged"]
-            out = (info["lrs"], jnp.where(diverged, chance, info["val_accuracy"]), info["train_loss"])
-            return (obs, state, carry, diverged), out
+            curve = env.task.evaluate(inner, x_curve, y_curve).accuracy
+            out = (info["lrs"], jnp.where(diverged, chance, info["val_accuracy"]),
+                   jnp.where(diverged, chance, curve), info["train_loss"])
+            return (carry, diverged), out
 
-        (_, state, _, diverged), (lrs, val_acc, train_loss) = jax.lax.scan(
-            body, (obs, state, carry, jnp.zeros((), bool)), jax.random.split(run_key, num_steps))
+        (carry, diverged), (lrs, val_acc, curve, train_loss) = jax.lax.scan(
+            body, (carry, jnp.zeros((), bool)), jax.random.split(run_key, num_steps))
+        inner = _inner_state(controller, carry)
         data = params.data
-        val = env.task.evaluate(state.inner, data.x_val, data.y_val)
-        test = env.task.evaluate(state.inner, data.x_test, data.y_test)
+        val = env.task.evaluate(inner, data.x_val, data.y_val)
+        test = env.task.evaluate(inner, data.x_test, data.y_test)
         return EpisodeResult(
-            lrs, val_acc, train_loss,
+            lrs, val_acc, curve, train_loss,
             jnp.where(diverged, chance, val.accuracy),
             jnp.where(diverged, chance, test.accuracy),
             jnp.where(diverged, jnp.inf, test.loss),
             diverged)
 
     return rollout
+
+
+def _init_carry(env, controller: Controller, obs, state, params):
+    if not controller.per_inner_step:
+        return obs, state, controller.init(env.num_agents(params))
+    tx, _ = controller.optimizer(state.init_lr, state.weight_decay, _total_steps(env))
+    inner = state.inner.replace(opt_state=tx.init(state.inner.params))
+    return inner, state.stream, state.init_lr, state.weight_decay, jnp.zeros((), jnp.int32)
+
+
+def _total_steps(env) -> int:
+    return env.config.tau * env.config.episode_length
+
+
+def _inner_state(controller: Controller, carry):
+    return carry[0] if controller.per_inner_step else carry[1].inner
+
+
+def _agent_block(env, controller: Controller, carry, key, params):
+    """One env step: the controller's actions, then `tau` layerwise-AdamW steps (`env.step_env`)."""
+    obs, state, ctrl_carry = carry
+    act_key, env_key = jax.random.split(key)
+    ctrl_carry, actions = controller.act(ctrl_carry, obs, act_key)
+    obs, state, _, _, info = env.step_env(env_key, state, actions, params)
+    return (obs, state, ctrl_carry), state.inner, info
+
+
+def _optimizer_block(env, controller: Controller, carry, key, params):
+    """`tau` steps of the controller's own optax optimiser, on the env's minibatch order and
+    validation subsets. The transform is rebuilt from (α, wd) in the carry: it is pure, so this
+    costs nothing at run time. The recorded LR is the schedule's at the block's first step."""
+    inner, stream, alpha, wd, count = carry
+    tx, schedule = controller.optimizer(alpha, wd, _total_steps(env))
+    indices, stream = env.task.next_indices(stream, env.config.tau)
+
+    def step(inner, idx):
+        inner, loss, _, _ = env.task.train_step(inner, params.data.x_train[idx],
+                                                params.data.y_train[idx], optimizer=tx)
+        return inner, loss
+
+    inner, losses = jax.lax.scan(step, inner, indices)
+    x_val, y_val = env.val_subset(jax.random.split(key)[1], params)  # as `_agent_block` draws it
+    val = env.task.evaluate(inner, x_val, y_val)
+    train_loss = losses.mean()
+    diverged = ~(jnp.isfinite(train_loss) & jnp.isfinite(val.loss) & tree_finite(inner.params))
+    lr = jnp.broadcast_to(schedule(count), (env.num_agents(params),))
+    info = {"lrs": lr, "val_accuracy": jnp.nan_to_num(val.accuracy), "diverged": diverged,
+            "train_loss": jnp.nan_to_num(train_loss, nan=100.0, posinf=100.0)}
+    return (inner, stream, alpha, wd, count + env.config.tau), inner, info

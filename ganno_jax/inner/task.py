@@ -20,7 +20,7 @@ from flax import struct
 
 from ganno_jax.data.datasets import Dataset
 from ganno_jax.inner import optim
-from ganno_jax.inner.layer_table import LayerTable, build_layer_table
+from ganno_jax.inner.layer_table import LayerTable, model_layer_table
 
 Params = Any  # nested dict of arrays
 
@@ -99,7 +99,7 @@ class InnerTask:
             lambda k: model.init(k, jnp.zeros((1, *self.input_shape)), train=False),
             jax.random.PRNGKey(0),
         )
-        self.table: LayerTable = build_layer_table(shapes["params"])
+        self.table: LayerTable = model_layer_table(model, jnp.zeros((1, *self.input_shape)), train=False)
         logits = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, *self.input_shape))), shapes)
         self.num_classes: int = logits.shape[-1]
         self._model_collections = tuple(k for k in shapes if k != "params")
@@ -134,11 +134,16 @@ class InnerTask:
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, (new_state, jnp.mean(jnp.argmax(logits, -1) == y))
 
-    def train_step(self, state: InnerState, x: jax.Array, y: jax.Array):
-        """One AdamW step on one minibatch; returns (state, loss, accuracy, ‖g_l‖ (num_layers,))."""
+    def train_step(self, state: InnerState, x: jax.Array, y: jax.Array,
+                   optimizer: optax.GradientTransformation | None = None):
+        """One optimiser step on one minibatch; returns (state, loss, accuracy, ‖g_l‖ (num_layers,)).
+
+        `optimizer` defaults to the layerwise AdamW; evaluation baselines pass their own optax
+        optimiser (then `state.opt_state` must be that optimiser's state).
+        """
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
         (loss, (model_state, acc)), grads = grad_fn(state.params, state.model_state, x, y)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        updates, opt_state = (optimizer or self.optimizer).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         grad_norm = jnp.sqrt(optim.per_layer_sums(jax.tree.leaves(grads), self.table.leaf_layer,
                                                   self.num_layers, lambda g: jnp.sum(jnp.square(g))))
@@ -257,3 +262,8 @@ class InnerTask:
 def count_params(params: Params) -> int:
     """Number of scalar parameters in a tree."""
     return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+
+
+def tree_finite(tree) -> jax.Array:
+    """() bool: every element of every leaf is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))

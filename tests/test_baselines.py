@@ -1,0 +1,114 @@
+"""Handcrafted baselines: schedules equal the optax functions; the per-inner-step rollout path."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import ganno_jax
+from ganno_jax.evaluation import baselines, controllers
+from ganno_jax.evaluation.rollout import make_rollout
+from ganno_jax.inner.models import CNN2
+from ganno_jax.inner.task import TaskData
+
+N = 700
+ALPHA = 3e-3
+STEPS = np.array([0, 1, 34, 35, 99, 100, 101, 299, 300, 349, 350, 351, 524, 525, 526, 650, 699, 700])
+
+# The optax function each baseline must equal, built directly with α (not through the unit trick).
+REFERENCE = {
+    "linear": lambda: optax.linear_schedule(ALPHA, 0.0, N),
+    "quadratic": lambda: optax.polynomial_schedule(ALPHA, 0.0, 2, N),
+    "cosine": lambda: optax.cosine_decay_schedule(ALPHA, N),
+    "exponential": lambda: optax.exponential_decay(ALPHA, N, 0.01),
+    "piecewise": lambda: optax.piecewise_constant_schedule(ALPHA, {350: 0.1, 525: 0.1}),
+    "sgdr": lambda: optax.sgdr_schedule([dict(init_value=ALPHA, peak_value=ALPHA, warmup_steps=0,
+                                              decay_steps=c) for c in (100, 200, 400)]),
+    "warmup_cosine": lambda: optax.warmup_cosine_decay_schedule(0.0, ALPHA, 35, N),
+    "onecycle": lambda: optax.cosine_onecycle_schedule(N, ALPHA),
+}
+
+
+@pytest.mark.parametrize("name", sorted(baselines.UNIT_SCHEDULES))
+def test_schedule_equals_optax_at_sampled_steps(name):
+    ours = baselines.schedule(name, jnp.float32(ALPHA), N)
+    ref = REFERENCE[name]()
+    np.testing.assert_allclose([float(ours(s)) for s in STEPS], [float(ref(s)) for s in STEPS],
+                               rtol=1e-5, atol=1e-12)
+
+
+def test_schedule_landmarks_by_hand():
+    at = lambda name, step: float(baselines.schedule(name, ALPHA, N)(step))  # noqa: E731
+    assert at("linear", 350) == pytest.approx(ALPHA / 2)
+    assert at("quadratic", 350) == pytest.approx(ALPHA / 4)
+    assert at("cosine", 350) == pytest.approx(ALPHA / 2)
+    assert at("exponential", N) == pytest.approx(ALPHA / 100)
+    assert at("piecewise", 349) == pytest.approx(ALPHA) and at("piecewise", 350) == pytest.approx(ALPHA / 10)
+    assert at("piecewise", 525) == pytest.approx(ALPHA / 100)
+    # SGDR restarts at α after N/7 and 3N/7 steps, and each cycle halves at its middle.
+    assert at("sgdr", 100) == pytest.approx(ALPHA) and at("sgdr", 300) == pytest.approx(ALPHA)
+    assert at("sgdr", 50) == pytest.approx(ALPHA / 2) and at("sgdr", 500) == pytest.approx(ALPHA / 2)
+    assert at("warmup_cosine", 0) == 0.0 and at("warmup_cosine", 35) == pytest.approx(ALPHA)
+    assert at("onecycle", 210) == pytest.approx(ALPHA)  # the peak at 30 %
+
+
+def test_schedules_trace_under_vmap_over_alpha():
+    alphas = jnp.array([0.0, 1e-4, 1e-2])
+    lrs = jax.vmap(lambda a: baselines.schedule("sgdr", a, N)(jnp.int32(300)))(alphas)
+    np.testing.assert_allclose(lrs, alphas, rtol=1e-6)
+
+
+def _data(n=640, shape=(12, 12, 1)):
+    x = jax.random.normal(jax.random.PRNGKey(0), (n, *shape))
+    y = (jnp.arange(n) % 10).astype(jnp.int32)
+    x = x.at[:, 0, 0, 0].add(y.astype(jnp.float32))
+    return TaskData(x, y, x[:200], y[:200], x[:100], y[:100])
+
+
+@pytest.fixture(scope="module")
+def env_and_params():
+    env, params = ganno_jax.make_env(CNN2(), _data(), tau=3, episode_length=4, n_val=64, batch_size=32)
+    fixed = params.replace(init_lr_low=jnp.float32(2e-3), init_lr_high=jnp.float32(2e-3),
+                           wd_low=jnp.float32(0.1), wd_high=jnp.float32(0.1))
+    return env, fixed
+
+
+def test_optimizer_path_equals_agent_path_for_constant_adamw(env_and_params):
+    """optax.adamw at a constant α through the per-inner-step path == the no-op agent through the
+    env (layerwise AdamW at equal rates): same init, minibatches and validation subsets."""
+    env, params = env_and_params
+    adamw = controllers.Controller(
+        "adamw", optimizer=lambda a, wd, n: (optax.adamw(a, eps=1e-8, weight_decay=wd), lambda c: a + 0.0 * c))
+    key = jax.random.PRNGKey(3)
+    ours = jax.jit(make_rollout(env, adamw))(key, params)
+    ref = jax.jit(make_rollout(env, controllers.constant_controller()))(key, params)
+    np.testing.assert_allclose(ours.lrs, ref.lrs, rtol=1e-7)
+    np.testing.assert_allclose(ours.train_loss, ref.train_loss, rtol=1e-4)
+    np.testing.assert_allclose(ours.val_accuracy, ref.val_accuracy, atol=1e-6)
+    np.testing.assert_allclose(ours.test_curve, ref.test_curve, atol=1e-6)
+    np.testing.assert_allclose(ours.test_loss, ref.test_loss, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["sgdr", "lamb_cosine", "lion"])
+def test_optimizer_baselines_record_their_schedule_per_block(env_and_params, name):
+    env, params = env_and_params
+    ctrl = controllers.METHODS[name](controllers.MethodContext(env.num_actions))
+    res = jax.jit(make_rollout(env, ctrl))(jax.random.PRNGKey(0), params)
+    total = env.config.tau * env.config.episode_length
+    _, sched = baselines.OPTIMIZER_BASELINES[name](jnp.float32(2e-3), 0.1, total)
+    expected = [float(sched(t * env.config.tau)) for t in range(env.config.episode_length)]
+    assert res.lrs.shape == (4, 2)
+    np.testing.assert_allclose(res.lrs[:, 0], expected, rtol=1e-6)
+    np.testing.assert_array_equal(res.lrs[:, 0], res.lrs[:, 1])  # one global LR
+    assert not bool(res.diverged) and np.isfinite(float(res.test_loss))
+    assert 0.0 <= float(res.test_accuracy) <= 1.0
+
+
+def test_divergent_baseline_is_reported_not_raised(env_and_params):
+    env, params = env_and_params
+    ctrl = controllers.METHODS["linear"](controllers.MethodContext(env.num_actions))
+    huge = params.replace(init_lr_low=jnp.float32(1e6), init_lr_high=jnp.float32(1e6))
+    res = jax.jit(make_rollout(env, ctrl))(jax.random.PRNGKey(0), huge)
+    assert bool(res.diverged) and float(res.test_accuracy) == pytest.approx(0.1)
+    assert np.all(np.isfinite(res.val_accuracy)) and np.all(np.isfinite(res.test_curve))
