@@ -22,3 +22,22 @@ def test_real_fmnist_train_then_zero_shot_cnn5(real_data, tmp_path, monkeypatch)
     assert len(rows) == 4 and all(r["diverged"] == "False" for r in rows)
     # 20 AdamW steps at 1e-3 already lift a fresh cnn5 well above chance on real Fashion-MNIST.
     assert all(float(r["test_accuracy"]) > 0.3 for r in rows)
+
+
+@pytest.mark.slow
+def test_figure4_smoke_resnet9_to_resnet18(tiny_data, tmp_path, monkeypatch):
+    """experiments/figure4.py at smoke scale: train on resnet9_fmnist, evaluate on resnet18_cifar10."""
+    import runpy
+
+    monkeypatch.setenv("GANNO_NO_PROGRESS", "1")
+    script = os.path.join(os.path.dirname(__file__), "..", "experiments", "figure4.py")
+    out = str(tmp_path / "figure4")
+    monkeypatch.setattr("sys.argv", [script, "--preset", "smoke", "--out", out])
+    monkeypatch.syspath_prepend(os.path.dirname(script))
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(script, run_name="__main__")
+    assert exit_info.value.code == 0
+    rows = list(csv.DictReader(open(os.path.join(out, "eval", "results.csv"))))
+    assert {r["method"] for r in rows} == {"ganno", "random", "sgdr"}
+    assert {r["weight_decay"] for r in rows} == {"0.01", "0.1"} and len(rows) == 6
+    assert os.path.exists(os.path.join(out, "eval", "accuracy_lr0.001_wd0.01.png"))

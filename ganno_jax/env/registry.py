@@ -17,7 +17,8 @@ from ganno_jax.inner.models import MODELS
 from ganno_jax.inner.task import InnerTask, TaskData
 
 DATASET_ALIASES = {"fmnist": "fashion_mnist", "mnist": "mnist", "cifar10": "cifar10"}
-ENV_IDS = ("cnn2_fmnist", "cnn2_mnist", "cnn5_fmnist", "cnn5_cifar10", "mlp_mnist")
+ENV_IDS = ("cnn2_fmnist", "cnn2_mnist", "cnn5_fmnist", "cnn5_cifar10", "mlp_mnist",
+           "resnet9_fmnist", "resnet9_cifar10", "resnet18_cifar10")
 
 # Initial-condition ranges of the paper (Appendix A): LogUniform[1e-5, 1e-2] LR, [1e-5, 1e-1] decay.
 DEFAULT_INIT = {"init_lr_low": 1e-5, "init_lr_high": 1e-2, "wd_low": 1e-5, "wd_high": 1e-1}
@@ -44,11 +45,13 @@ def parse_env_id(env_id: str) -> tuple[str, str]:
     return model, DATASET_ALIASES[data]
 
 
-def make(env_id: str, **overrides) -> tuple[GannoEnv, EnvParams]:
+def make(env_id: str, model_width: float = 1.0, **overrides) -> tuple[GannoEnv, EnvParams]:
     """Builds a named environment and its default params.
 
     Args:
       env_id: "<model>_<dataset>", e.g. "cnn2_fmnist", "cnn5_cifar10".
+      model_width: channel multiplier of the ResNets (1.0: the standard nets; e.g. 0.125 for CPU
+        experiments); other models accept only 1.0.
       **overrides: EnvConfig fields (tau, episode_length, n_val, noop_branch, reward, obs_set, ...)
         and EnvParams initial-condition fields (init_lr_low, init_lr_high, wd_low, wd_high).
 
@@ -56,8 +59,15 @@ def make(env_id: str, **overrides) -> tuple[GannoEnv, EnvParams]:
       (env, env_params); the dataset is loaded once per process and put on the device once.
     """
     model_name, dataset = parse_env_id(env_id)
+    model_cls = MODELS[model_name]
+    if model_width != 1.0:
+        if "width" not in model_cls.__dataclass_fields__:
+            raise UserInputError(f"model_width applies to the ResNets only, not {model_name!r}")
+        if not 0 < model_width <= 4:
+            raise UserInputError(f"model_width must be in (0, 4], got {model_width}")
+    kwargs = {"width": model_width} if model_width != 1.0 else {}
     data, ds = _task_data(dataset)
-    return make_env(MODELS[model_name](num_classes=10), data, input_shape=ds.x_train.shape[1:],
+    return make_env(model_cls(num_classes=10, **kwargs), data, input_shape=ds.x_train.shape[1:],
                     **overrides)
 
 

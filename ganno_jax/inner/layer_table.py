@@ -1,7 +1,9 @@
 """Which parameters belong to which agent, derived from any Flax linen parameter tree.
 
-Rules (SPEC §1–2), applied to the tree in its creation order (the order `model.init` returns,
-which is call order for `@nn.compact` modules):
+Rules (SPEC §1–2), applied to the modules in the order they are first called (`model_layer_table`
+records it; `jax.eval_shape` and other pytree round trips sort dict keys, and alphabetical order
+puts `Conv_10` before `Conv_2` and `BasicBlock_0` before the stem `ConvBN_0`). Without a recorded
+order, the tree's own insertion order is used (what `model.init` returns):
 - a module holding a `kernel` leaf is a layer: rank-2 kernel → "linear", rank ≥ 3 → "conv";
 - a module whose children include `query`, `key` and `value` (e.g. `nn.MultiHeadDotProductAttention`)
   is one "attention" layer owning all its projections;
@@ -85,17 +87,45 @@ def _path_str(path) -> str:
     return "/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
 
 
-def build_layer_table(params: Mapping[str, Any]) -> LayerTable:
-    """Derives the layer table from a parameter tree as returned by `model.init(...)["params"]`.
+def module_call_order(model, *args, **kwargs) -> list[str]:
+    """Paths ("block/Conv_0") of the modules `model.init(key, *args, **kwargs)` calls, first call
+    first. Traced abstractly: no parameters are materialised."""
+    import flax.linen as nn
+
+    order: dict[str, None] = {}
+
+    def record(next_fun, fun_args, fun_kwargs, context):
+        if context.method_name == "__call__":
+            order.setdefault("/".join(context.module.path), None)
+        return next_fun(*fun_args, **fun_kwargs)
+
+    with nn.intercept_methods(record):
+        jax.eval_shape(lambda k: model.init(k, *args, **kwargs), jax.random.PRNGKey(0))
+    return list(order)
+
+
+def model_layer_table(model, *args, **kwargs) -> LayerTable:
+    """The layer table of a linen `model` called as `model.init(key, *args, **kwargs)`."""
+    shapes = jax.eval_shape(lambda k: model.init(k, *args, **kwargs), jax.random.PRNGKey(0))
+    return build_layer_table(shapes["params"], module_call_order(model, *args, **kwargs))
+
+
+def build_layer_table(params: Mapping[str, Any], call_order: list[str] | None = None) -> LayerTable:
+    """Derives the layer table from a parameter tree.
 
     Args:
-      params: nested mapping of parameter arrays (or shape structs), in creation order.
+      params: nested mapping of parameter arrays (or shape structs).
+      call_order: module paths in first-call order (`module_call_order`); if omitted, the tree's
+        insertion order stands for it (right for `model.init(...)["params"]` as returned).
 
     Returns:
       The LayerTable; raises ValueError if the tree has no Dense/Conv/attention layer.
     """
     groups: list[tuple[str, str | None, list[str]]] = []
     _walk(params, "", groups)
+    if call_order is not None:
+        rank = {path: i for i, path in enumerate(call_order)}
+        groups.sort(key=lambda g: rank.get(g[0], len(rank)))  # stable: unknown paths keep order
     layers: list[dict] = []
     orphans: list[str] = []  # parameters seen before any layer
     for name, kind, leaves in groups:
