@@ -32,6 +32,14 @@ def difference_accuracy(o: Outcome) -> jax.Array:
     return jnp.where(o.diverged, -noop, jnp.nan_to_num(o.val_accuracy) - noop)
 
 
+def difference_loss(o: Outcome) -> jax.Array:
+    """loss(no-op branch) − loss(action branch): continuous, unlike accuracy on `n_val` examples
+    (quantised in steps of 1/n_val). Losses are clipped to [0, 10]; divergence gives −1 (*our choice*)."""
+    noop = jnp.clip(jnp.nan_to_num(o.noop_val_loss, nan=10.0), 0.0, 10.0)
+    act = jnp.clip(jnp.nan_to_num(o.val_loss, nan=10.0), 0.0, 10.0)
+    return jnp.where(o.diverged, -1.0, noop - act)
+
+
 def accuracy(o: Outcome) -> jax.Array:
     return jnp.where(o.diverged, 0.0, jnp.nan_to_num(o.val_accuracy))
 
@@ -42,7 +50,8 @@ def neg_val_loss(o: Outcome) -> jax.Array:
 
 REWARDS: dict[str, Callable[[Outcome], jax.Array]] = {
     "difference_accuracy": difference_accuracy,
+    "difference_loss": difference_loss,
     "accuracy": accuracy,
     "neg_val_loss": neg_val_loss,
 }
-NEEDS_NOOP_BRANCH = {"difference_accuracy"}
+NEEDS_NOOP_BRANCH = {"difference_accuracy", "difference_loss"}
