@@ -15,9 +15,9 @@ PRESET ?= cpu
 AGENT ?= ganno
 SEED ?= 0
 OUT ?= runs/$(ENV)-$(AGENT)-$(PRESET)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
-BENCH_TAG ?= local
+BENCH_OUT ?= benchmarks/results/throughput-$(PRESET).json
 
-.PHONY: install train test test-slow bench clean
+.PHONY: install train test test-slow bench bench-parts clean
 
 install: $(STAMP)
 
@@ -36,11 +36,16 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# Throughput (JSON with the device named): inner AdamW step, then the env with a random policy.
+# Throughput, one JSON with the device named: plain vs deployment vs training, scaling, FLOP/s.
+# `make bench [PRESET=smoke|cpu|gpu] [BENCH_OUT=file.json]`; the default PRESET is cpu.
 bench: $(STAMP)
-	$(PY) -m benchmarks.inner_step --out benchmarks/results/inner_step-$(BENCH_TAG).json
+	$(PY) -m benchmarks.throughput --preset $(PRESET) --out $(BENCH_OUT)
+
+# The inner step alone (our layers vs plain optax vs nn.Conv) and the env under a random policy.
+bench-parts: $(STAMP)
+	$(PY) -m benchmarks.inner_step --out benchmarks/results/inner_step-local.json
 	$(PY) -m benchmarks.env_throughput --tau 20 --steps 2 --envs 1,4 \
-		--out benchmarks/results/env_throughput-$(BENCH_TAG).json
+		--out benchmarks/results/env_throughput-local.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,36 @@
+"""The throughput benchmark's smoke preset runs and writes every field the README table reads."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow  # ~2 min: six small programs compiled in a subprocess
+def test_smoke_benchmark_json_fields(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--preset", "smoke", "--out", str(out)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert result["preset"] == "smoke" and result["device"]["platform"] == "cpu"
+    assert {"jax", "device_kind", "date", "num_devices"} <= set(result["device"])
+    (mlp,) = result["models"]
+    assert mlp["model"] == "mlp"
+    for key in ("plain_inner_steps_per_s", "deploy_inner_steps_per_s", "train_inner_steps_per_s",
+                "train_env_steps_per_s", "flops_per_inner_step"):
+        assert mlp[key] > 0, key
+    assert mlp["ratio_deploy"] == mlp["deploy_inner_steps_per_s"] / mlp["plain_inner_steps_per_s"]
+    assert mlp["ratio_train"] == mlp["train_inner_steps_per_s"] / mlp["plain_inner_steps_per_s"]
+    assert set(mlp["compile_s"]) == {"plain", "deploy", "train"}
+    assert mlp["achieved_flops_per_s"]["plain"] == mlp["flops_per_inner_step"] * mlp["plain_inner_steps_per_s"]
+    # The forward matmuls alone are 2·128·(784·256 + 256·256 + 256·10) FLOPs; a training step
+    # (forward, backward, AdamW) does about three times that.
+    forward = 2 * 128 * (784 * 256 + 256 * 256 + 256 * 10)
+    assert 2 * forward < mlp["flops_per_inner_step"] < 10 * forward
+    assert [r["num_envs"] for r in result["scaling_envs"]] == [1, 2]
+    assert all(r["train_env_steps_per_s"] > 0 and r["deploy_inner_steps_per_s"] > 0
+               for r in result["scaling_envs"])
