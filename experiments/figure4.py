@@ -8,7 +8,8 @@ Writes `train/` (the run folder, unless --ckpt is given) and `eval/` (results.md
 test-accuracy-over-steps plots `accuracy_*.png` that are the figure, and LR schedules).
 Presets: `paper` uses the standard nets and the paper-scale episodes (an accelerator); `cpu` uses
 ResNets of 1/8 width (8–64 channels) and the `cpu` episode (tau 5 × T 40 = 200 inner steps),
-init LR 1e-3, 2 seeds; `smoke`: seconds-to-minutes, for the slow test.
+1,024 training env steps (16 PPO updates), init LR 1e-3, 2 seeds; `smoke`: minutes, for the slow
+test.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ganno_jax import evaluate, train
 
 SCALE = {
     "smoke": dict(set=["model_width=0.125", "batch_size=16", "n_val=32"], init_lrs="1e-3", seeds=1),
-    "cpu": dict(set=["model_width=0.125"], init_lrs="1e-3", seeds=2),
+    "cpu": dict(set=["model_width=0.125"], train_set=["total_env_steps=1024"], init_lrs="1e-3", seeds=2),
     "paper": dict(set=[], init_lrs="1e-4,1e-3,1e-2", seeds=3),
 }
 
@@ -34,7 +35,8 @@ if __name__ == "__main__":
     ckpt = args.ckpt
     if not ckpt:
         ckpt = os.path.join(root, "train")
-        code = train.main(["--env", "resnet9_fmnist", "--preset", args.preset, "--out", ckpt, *sets])
+        extra = [x for item in s.get("train_set", []) for x in ("--set", item)]
+        code = train.main(["--env", "resnet9_fmnist", "--preset", args.preset, "--out", ckpt, *sets, *extra])
         if code:
             sys.exit(code)
     sys.exit(evaluate.main([
