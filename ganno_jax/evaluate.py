@@ -54,13 +54,19 @@ def _floats(text: str, name: str, allow_zero: bool) -> list[float]:
 def run(args: argparse.Namespace) -> str:
     from ganno_jax.evaluation.controllers import METHODS, NEEDS_CHECKPOINT
 
-    default = "ganno,random,constant" if args.ckpt else "random,constant"
+    ckpt_cfg = checkpoint_config(args.ckpt) if args.ckpt else None
+    default = f"{ckpt_cfg.agent},random,constant" if ckpt_cfg else "random,constant"
     methods = [m.strip() for m in (args.methods or default).split(",") if m.strip()]
     for m in methods:
         if m not in METHODS:
             raise UserInputError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
-    if NEEDS_CHECKPOINT & set(methods) and not args.ckpt:
-        raise UserInputError(f"method(s) {sorted(NEEDS_CHECKPOINT & set(methods))} need --ckpt RUN_OR_CHECKPOINT")
+    agent_methods = [m for m in methods if m in NEEDS_CHECKPOINT]
+    if agent_methods and not args.ckpt:
+        raise UserInputError(f"method(s) {agent_methods} need --ckpt RUN_OR_CHECKPOINT")
+    for m in agent_methods:
+        if m != ckpt_cfg.agent:
+            raise UserInputError(f"method {m!r} needs a checkpoint of that agent preset; "
+                                 f"{args.ckpt} holds a {ckpt_cfg.agent!r} agent")
     init_lrs = _floats(args.init_lrs, "init-lrs", allow_zero=True)
     wds = _floats(args.wds, "wds", allow_zero=True)
     try:
@@ -89,9 +95,12 @@ def run(args: argparse.Namespace) -> str:
     from ganno_jax.evaluation.rollout import make_rollout
 
     env, params = make(args.env, noop_branch=False, reward="accuracy", **env_cfg)
-    agent = None
-    if NEEDS_CHECKPOINT & set(methods):
-        agent = load_agent(args.ckpt, env.obs_layout, args.env)  # refused before anything is written
+    agent, agent_env = None, env
+    if agent_methods:
+        # The agent sees the env as it was trained to: its observation set, one or many agents.
+        agent_env, _ = make(args.env, noop_branch=False, reward="accuracy", obs_set=ckpt_cfg.obs_set,
+                            global_lr=ckpt_cfg.global_lr, **env_cfg)
+        agent = load_agent(args.ckpt, agent_env.obs_layout, args.env)  # refused before anything is written
     ctx = MethodContext(env.num_actions, (lambda: agent) if agent is not None else None, args.greedy)
     out = report.ensure_dir(args.out)
 
@@ -106,7 +115,8 @@ def run(args: argparse.Namespace) -> str:
     inner_steps = env.config.tau * env.config.episode_length
     bar = _progress(len(methods))
     for method in methods:
-        rollout = jax.jit(jax.vmap(make_rollout(env, METHODS[method](ctx)), in_axes=(0, axes)))
+        method_env = agent_env if method in agent_methods else env
+        rollout = jax.jit(jax.vmap(make_rollout(method_env, METHODS[method](ctx)), in_axes=(0, axes)))
         t0 = time.time()
         res = jax.device_get(rollout(keys, grid_params))
         wall = (time.time() - t0) / len(grid)
@@ -153,6 +163,18 @@ def _tables(rows, title):
     from ganno_jax.evaluation.report import markdown_table
 
     return markdown_table(rows, "test_accuracy", title) + markdown_table(rows, "final_val_accuracy")
+
+
+def checkpoint_config(path: str):
+    """The TrainConfig saved with a run folder or checkpoint (CheckpointError if unreadable)."""
+    from ganno_jax.trainer import checkpoint
+    from ganno_jax.trainer.config import config_from_json
+
+    ckpt_dir, step, meta = checkpoint.read_meta(path)
+    try:
+        return config_from_json(json.dumps(meta["config"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint metadata in {ckpt_dir}/{step} is incomplete: {e}") from e
 
 
 def load_agent(path: str, obs_layout: dict, env_id: str):

@@ -1,8 +1,9 @@
-"""Slow tier (`make test-slow`): the whole path on the real datasets."""
+"""Slow tier (`make test-slow`): the whole path on the real datasets, experiments, presets."""
 
 import csv
 import os
 
+import numpy as np
 import pytest
 
 from ganno_jax import evaluate, train
@@ -41,3 +42,20 @@ def test_figure4_smoke_resnet9_to_resnet18(tiny_data, tmp_path, monkeypatch):
     assert {r["method"] for r in rows} == {"ganno", "random", "sgdr"}
     assert {r["weight_decay"] for r in rows} == {"0.01", "0.1"} and len(rows) == 6
     assert os.path.exists(os.path.join(out, "eval", "accuracy_lr0.001_wd0.01.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", ["ganno-lr-only", "ganno-timestep-only", "ganno-single-agent"])
+def test_agent_preset_trains_and_evaluates_on_cnn5(agent, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANNO_NO_PROGRESS", "1")
+    run = str(tmp_path / "run")
+    assert train.main(["--env", "cnn2_fmnist", "--preset", "smoke", "--agent", agent, "--out", run]) == 0
+    out = str(tmp_path / "eval")
+    assert evaluate.main(["--ckpt", run, "--env", "cnn5_fmnist", "--init-lrs", "1e-3", "--seeds", "1",
+                          "--preset", "smoke", "--set", "n_val=32", "--out", out]) == 0
+    rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
+    assert [r["method"] for r in rows] == [agent, "random", "constant"]  # default: the ckpt's preset
+    curves = np.load(os.path.join(out, "curves.npz"))
+    lrs = curves[f"{agent}|0.001|0.1|lrs"][0]  # (T, 5 layers of cnn5)
+    if agent == "ganno-single-agent":
+        assert np.all(lrs == lrs[:, :1])  # one global LR

@@ -70,7 +70,10 @@ def test_layout_mismatch_and_bad_paths_exit_2(cnn2_run, tmp_path, capsys):
     assert evaluate.main(["--env", "cnn2_fmnist", "--init-lrs", "-1", "--out", str(tmp_path / "e4")]) == 2
     assert evaluate.main(["--env", "cnn2_fmnist", "--methods", "velo", "--out", str(tmp_path / "e5")]) == 2
     assert "unknown method 'velo'" in capsys.readouterr().err
-    assert not any(os.path.exists(tmp_path / f"e{i}") for i in range(1, 6))
+    assert evaluate.main(["--ckpt", cnn2_run, "--env", "cnn2_fmnist", "--methods", "ganno-lr-only",
+                          "--out", str(tmp_path / "e6")]) == 2
+    assert "holds a 'ganno' agent" in capsys.readouterr().err
+    assert not any(os.path.exists(tmp_path / f"e{i}") for i in range(1, 7))
 
 
 def test_markdown_table_hand_made_rows():

@@ -60,7 +60,8 @@ class GannoEnv:
     num_actions = NUM_ACTIONS
 
     def num_agents(self, params: EnvParams | None = None) -> int:
-        return self.task.num_layers
+        """One agent per layer, or a single agent with `global_lr`."""
+        return 1 if self.config.global_lr else self.task.num_layers
 
     @property
     def obs_dim(self) -> int:
@@ -76,7 +77,7 @@ class GannoEnv:
         init_key, lr_key, wd_key, stream_key = jax.random.split(key, 4)
         init_lr = _log_uniform(lr_key, params.init_lr_low, params.init_lr_high)
         wd = _log_uniform(wd_key, params.wd_low, params.wd_high)
-        n = self.num_agents()
+        n = self.task.num_layers
         inner = self.task.init(init_key, jnp.full((n,), init_lr), wd)
         stream = self.task.init_stream(stream_key, params.data.x_train.shape[0])
         stats = self.task.layer_stats(inner, jnp.zeros((n,), jnp.float32))
@@ -85,7 +86,7 @@ class GannoEnv:
         k = self.task.num_classes
         chance_loss, chance_acc = jnp.log(jnp.float32(k)), jnp.float32(1.0 / k)
         last = Dynamics(chance_loss, chance_acc, chance_loss, chance_acc, jnp.zeros((), bool), stats)
-        state = EnvState(inner, stream, jnp.zeros((), jnp.int32), jnp.zeros((n,), jnp.int32),
+        state = EnvState(inner, stream, jnp.zeros((), jnp.int32), jnp.zeros((self.num_agents(),), jnp.int32),
                          init_lr, wd, last)
         return self._obs(state), state
 
@@ -106,7 +107,10 @@ class GannoEnv:
         val_key = key
         cfg = self.config
         lrs = optim.get_learning_rates(state.inner.opt_state)
-        new_lrs = apply_actions(lrs, actions, cfg.lr_max)
+        if cfg.global_lr:  # the one agent's action moves every layer's (equal) LR together
+            new_lrs = jnp.broadcast_to(apply_actions(lrs[:1], actions, cfg.lr_max), lrs.shape)
+        else:
+            new_lrs = apply_actions(lrs, actions, cfg.lr_max)
         indices, stream = self.task.next_indices(state.stream, cfg.tau)
         x_val, y_val = self.val_subset(val_key, params)
 
@@ -147,16 +151,19 @@ class GannoEnv:
 
     # --- helpers ----------------------------------------------------------------------------
     def _obs(self, state: EnvState) -> jax.Array:
+        lrs = optim.get_learning_rates(state.inner.opt_state)
         feats = observations.feature_matrix(
             state.last,
-            optim.get_learning_rates(state.inner.opt_state),
-            state.prev_action,
+            lrs,
+            jnp.broadcast_to(state.prev_action, lrs.shape),
             state.t / self.config.episode_length,
             state.init_lr,
             state.weight_decay,
             self.task.table,
         )
-        return observations.select(feats, self.obs_names)
+        obs = observations.select(feats, self.obs_names)
+        # A single agent sees the first layer's row: global features are the same in every row.
+        return obs[:1] if self.config.global_lr else obs
 
     def val_subset(self, key: jax.Array, params: EnvParams):
         """`n_val` validation examples drawn without replacement (the whole split if smaller)."""

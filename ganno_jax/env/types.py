@@ -22,6 +22,7 @@ class EnvConfig:
     reward: str = "difference_accuracy"  # see rewards.REWARDS
     obs_set: str = "full"  # see observations.OBS_SETS
     lr_max: float = 0.1  # actions are clipped to [0, lr_max]
+    global_lr: bool = False  # one agent sets one LR for every layer (single-agent presets)
 
 
 @struct.dataclass
@@ -54,7 +55,7 @@ class EnvState:
     inner: InnerState  # network, optimiser state (holds the per-layer LRs and weight decay)
     stream: BatchStream  # minibatch order
     t: jax.Array  # () int32 env steps taken in this episode
-    prev_action: jax.Array  # (num_agents,) int32, 0 (no-op) after a reset
+    prev_action: jax.Array  # (num_agents,) int32, 0 (no-op) after a reset; (1,) with global_lr
     init_lr: jax.Array  # () this episode's initial LR
     weight_decay: jax.Array  # ()
     last: Dynamics  # what the next observation is built from

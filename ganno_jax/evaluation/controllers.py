@@ -25,6 +25,7 @@ from ganno_jax.agent.networks import GRU_SIZE, Actor
 from ganno_jax.env.actions import NOOP
 from ganno_jax.errors import UserInputError
 from ganno_jax.evaluation import baselines
+from ganno_jax.trainer.config import AGENT_PRESETS
 
 
 class Controller(NamedTuple):
@@ -79,19 +80,24 @@ class MethodContext:
     greedy: bool = False
 
 
-def _ganno(ctx: MethodContext) -> Controller:
-    if ctx.load_agent is None:
-        raise UserInputError("method 'ganno' needs --ckpt RUN_OR_CHECKPOINT")
-    return policy_controller(ctx.load_agent(), ctx.num_actions, ctx.greedy)
+def _trained(name: str) -> Callable[[MethodContext], Controller]:
+    """The factory of a trained agent preset's policy (loaded from --ckpt)."""
+
+    def factory(ctx: MethodContext) -> Controller:
+        if ctx.load_agent is None:
+            raise UserInputError(f"method {name!r} needs --ckpt RUN_OR_CHECKPOINT")
+        return policy_controller(ctx.load_agent(), ctx.num_actions, ctx.greedy, name=name)
+
+    return factory
 
 
 # Method name -> factory(MethodContext) -> Controller, in the order tables list them.
 METHODS: dict[str, Callable[[MethodContext], Controller]] = {
-    "ganno": _ganno,
+    **{name: _trained(name) for name in AGENT_PRESETS},
     "random": lambda ctx: random_controller(ctx.num_actions),
     "constant": lambda ctx: constant_controller(),
 }
-NEEDS_CHECKPOINT = {"ganno"}
+NEEDS_CHECKPOINT = set(AGENT_PRESETS)  # trained agents: every agent preset of the trainer
 
 
 def register(name: str, factory: Callable[[MethodContext], Controller], needs_checkpoint=False):

@@ -12,7 +12,15 @@ from typing import Any
 
 from ganno_jax.errors import UserInputError
 
-AGENTS = ("ganno",)  # agent presets; later: ablations and the seed systems (SPEC §6)
+# Agent presets (SPEC §6): each sets TrainConfig fields; the env, trainer and evaluator are shared.
+# Still missing: xu2019 and subramanian2023 (their own actions, optimiser and rewards).
+AGENT_PRESETS: dict[str, dict[str, Any]] = {
+    "ganno": {},
+    "ganno-lr-only": {"obs_set": "lr_only"},  # paper Table 2: the current LR only
+    "ganno-timestep-only": {"obs_set": "progress_only"},  # paper Table 2: t/T only
+    "ganno-single-agent": {"obs_set": "global_only", "global_lr": True},  # one agent, one LR
+}
+AGENTS = tuple(AGENT_PRESETS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +36,7 @@ class TrainConfig:
     model_width: float = 1.0  # ResNet channel multiplier (1.0 = standard; smaller for CPU runs)
     reward: str = "difference_accuracy"  # env reward kind (ganno_jax.env.rewards.REWARDS)
     obs_set: str = "full"  # observation set (ganno_jax.env.observations.OBS_SETS)
+    global_lr: bool = False  # one agent, one LR for all layers (ganno-single-agent)
     # IPPO (paper Appendix A where given, else our choices).
     num_envs: int = 4  # parallel env copies, sharded over local devices
     total_env_steps: int = 50_000  # summed over env copies
@@ -60,7 +69,7 @@ class TrainConfig:
 
         return {"tau": self.tau, "episode_length": self.episode_length, "n_val": self.n_val,
                 "batch_size": self.batch_size, "reward": self.reward, "obs_set": self.obs_set,
-                "model_width": self.model_width,
+                "model_width": self.model_width, "global_lr": self.global_lr,
                 # The counterfactual branch doubles the work: run it only for a reward that uses it.
                 "noop_branch": self.reward in NEEDS_NOOP_BRANCH}
 
@@ -114,11 +123,19 @@ def make_config(preset: str, env_id: str, overrides: dict[str, str] | None = Non
     """A validated TrainConfig from a preset, explicit fields and `--set key=value` strings."""
     if preset not in PRESETS:
         raise UserInputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    values: dict[str, Any] = {**PRESETS[preset], "env_id": env_id, **fields}
+    agent = fields.get("agent", "ganno")
+    if agent not in AGENT_PRESETS:
+        raise UserInputError(f"unknown agent {agent!r}; known: {', '.join(AGENT_PRESETS)}")
+    values: dict[str, Any] = {**PRESETS[preset], **AGENT_PRESETS[agent], "env_id": env_id, **fields}
     types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
     for key, raw in (overrides or {}).items():
         if key not in types:
             raise UserInputError(f"unknown setting {key!r}; known: {', '.join(sorted(types))}")
+        if types[key] == "bool":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise UserInputError(f"{key}={raw!r} is not a valid bool (true/false)")
+            values[key] = raw.lower() in ("true", "1")
+            continue
         kind = {"int": int, "float": float, "str": str}[types[key]]
         try:
             values[key] = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
