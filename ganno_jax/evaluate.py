@@ -98,10 +98,13 @@ def run(args: argparse.Namespace) -> str:
     agent, agent_env = None, env
     if agent_methods:
         # The agent sees the env as it was trained to: its observation set, one or many agents.
+        # (subramanian2023 also brings its optimiser: it schedules plain SGD.)
         agent_env, _ = make(args.env, noop_branch=False, reward="accuracy", obs_set=ckpt_cfg.obs_set,
-                            global_lr=ckpt_cfg.global_lr, **env_cfg)
+                            global_lr=ckpt_cfg.global_lr, action_set=ckpt_cfg.action_set,
+                            inner_optimizer=ckpt_cfg.inner_optimizer, lr_max=ckpt_cfg.lr_max, **env_cfg)
         agent = load_agent(args.ckpt, agent_env.obs_layout, args.env)  # refused before anything is written
     ctx = MethodContext(env.num_actions, (lambda: agent) if agent is not None else None, args.greedy)
+    agent_ctx = MethodContext(agent_env.num_actions, ctx.load_agent, args.greedy)
     out = report.ensure_dir(args.out)
 
     grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
@@ -115,8 +118,8 @@ def run(args: argparse.Namespace) -> str:
     inner_steps = env.config.tau * env.config.episode_length
     bar = _progress(len(methods))
     for method in methods:
-        method_env = agent_env if method in agent_methods else env
-        rollout = jax.jit(jax.vmap(make_rollout(method_env, METHODS[method](ctx)), in_axes=(0, axes)))
+        method_env, method_ctx = (agent_env, agent_ctx) if method in agent_methods else (env, ctx)
+        rollout = jax.jit(jax.vmap(make_rollout(method_env, METHODS[method](method_ctx)), in_axes=(0, axes)))
         t0 = time.time()
         res = jax.device_get(rollout(keys, grid_params))
         wall = (time.time() - t0) / len(grid)

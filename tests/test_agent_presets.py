@@ -63,3 +63,74 @@ def test_lr_only_and_timestep_only_observations_by_hand():
     for t in (1, 2, 3):
         obs, state, _, _, _ = env.step(jax.random.PRNGKey(t), state, jnp.zeros(5, jnp.int32), params)
         np.testing.assert_allclose(obs, np.full((5, 1), t / 4))
+
+
+def test_seed_presets_set_their_config_fields():
+    xu = make_config("smoke", "cnn2_fmnist", agent="xu2019")
+    assert (xu.obs_set, xu.action_set, xu.reward, xu.global_lr) == ("xu2019", "scale", "neg_val_loss", True)
+    sub = make_config("smoke", "cnn2_fmnist", agent="subramanian2023")
+    assert (sub.inner_optimizer, sub.action_set, sub.reward, sub.lr_max) == ("sgd", "absolute", "subramanian2023", 1.0)
+    assert not sub.env_overrides()["noop_branch"] and not xu.env_overrides()["noop_branch"]
+
+
+def test_subramanian_reward_and_divergence_penalty_by_hand():
+    from ganno_jax.env.rewards import Outcome, subramanian2023
+
+    def outcome(val_loss, diverged, u=0.25):
+        return Outcome(jnp.float32(0.5), jnp.float32(val_loss), jnp.float32(0.5), jnp.float32(val_loss),
+                       jnp.bool_(diverged), jnp.float32(0.5), jnp.int32(3), jnp.float32(10), jnp.float32(u))
+
+    assert float(subramanian2023(outcome(0.4, False))) == pytest.approx(10 * 0.1 + 7)  # γ(best−loss) + λ(T−t)
+    assert float(subramanian2023(outcome(0.7, False))) == pytest.approx(10 * -0.2 + 7)
+    assert float(subramanian2023(outcome(np.nan, True))) == pytest.approx(-1250.0)  # −(1000 + 0.25·1000)
+
+
+def test_scale_and_absolute_action_sets():
+    from ganno_jax.env.actions import ABSOLUTE_LRS, apply_action_set
+
+    new = apply_action_set(jnp.array([1e-3, 0.0, 0.0, 0.09]), jnp.array([4, 1, 0, 4]), 0.1, "scale")
+    np.testing.assert_allclose(new, [2e-3, 5e-7, 0.0, 0.1], rtol=1e-6)  # ×2, 0 → 1e-6 ×0.5, no-op, clip
+    assert len(ABSOLUTE_LRS) == 13 and ABSOLUTE_LRS[0] == 1e-6 and ABSOLUTE_LRS[-1] == 1.0
+    np.testing.assert_allclose(apply_action_set(jnp.zeros(3), jnp.array([0, 6, 12]), 1.0, "absolute"),
+                               [1e-6, 1e-3, 1.0], rtol=1e-6)
+
+
+def test_layerwise_sgd_equals_optax_sgd_with_decay_at_equal_rates():
+    import optax
+
+    params = {"a": jnp.arange(6.0).reshape(2, 3), "b": jnp.ones(3)}
+    grads = jax.tree.map(lambda p: 0.1 * p + 1.0, params)
+    ours = optim.layerwise_sgd(jnp.full(2, 0.05), 0.01, (0, 1))
+    ref = optax.chain(optax.add_decayed_weights(0.01), optax.sgd(0.05))
+    u1, _ = ours.update(grads, ours.init(params), params)
+    u2, _ = ref.update(grads, ref.init(params), params)
+    for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_subramanian_env_sets_sgd_lr_and_rewards_by_the_formula():
+    env, params = _env(obs_set="subramanian2023", action_set="absolute", reward="subramanian2023",
+                       global_lr=True, inner_optimizer="sgd", lr_max=1.0, noop_branch=False)
+    assert env.num_actions == 13 and env.num_agents() == 1
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    assert obs.shape == (1, 5) and float(obs[0, 1]) == 1.0  # epochs remaining at t = 0
+    _, state, reward, _, info = env.step(jax.random.PRNGKey(1), state, jnp.array([6]), params)
+    np.testing.assert_allclose(optim.get_learning_rates(state.inner.opt_state), [1e-3] * 5, rtol=1e-6)
+    expected = 10 * (np.log(10.0) - float(info["val_loss"])) + (4 - 1)  # best so far: chance, ln 10
+    assert float(reward) == pytest.approx(expected, rel=1e-5)
+    assert float(state.best_val_loss) == pytest.approx(min(np.log(10.0), float(info["val_loss"])))
+
+
+def test_xu2019_prediction_variance_features_by_hand():
+    env, params = _env(obs_set="xu2019", action_set="scale", reward="neg_val_loss", global_lr=True,
+                       noop_branch=False, n_probe=32)
+    zero = params.replace(init_lr_low=jnp.float32(0.0), init_lr_high=jnp.float32(0.0))
+    _, state = env.reset(jax.random.PRNGKey(0), zero)
+    obs, state, _, _, _ = env.step(jax.random.PRNGKey(1), state, jnp.array([0]), zero)  # LR 0: no change
+    logits, _ = env.task.apply(state.inner.params, state.inner.model_state, params.data.x_val[:32], False)
+    var = float(jnp.mean(jnp.var(jax.nn.softmax(logits), axis=0)))
+    assert float(state.last.pred_var) == pytest.approx(0.1 * var, rel=1e-5)  # running average from 0
+    assert float(state.last.pred_change_var) == 0.0  # predictions did not move
+    names = env.obs_names
+    assert obs[0, names.index("log10_pred_change_var")] == -10.0  # the log floor
+    assert obs[0, names.index("log10_pred_var")] == pytest.approx(np.log10(0.1 * var), rel=1e-4)

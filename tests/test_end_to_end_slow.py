@@ -45,7 +45,8 @@ def test_figure4_smoke_resnet9_to_resnet18(tiny_data, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent", ["ganno-lr-only", "ganno-timestep-only", "ganno-single-agent"])
+@pytest.mark.parametrize("agent", ["ganno-lr-only", "ganno-timestep-only", "ganno-single-agent",
+                                   "xu2019", "subramanian2023"])
 def test_agent_preset_trains_and_evaluates_on_cnn5(agent, tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("GANNO_NO_PROGRESS", "1")
     run = str(tmp_path / "run")
@@ -57,5 +58,22 @@ def test_agent_preset_trains_and_evaluates_on_cnn5(agent, tiny_data, tmp_path, m
     assert [r["method"] for r in rows] == [agent, "random", "constant"]  # default: the ckpt's preset
     curves = np.load(os.path.join(out, "curves.npz"))
     lrs = curves[f"{agent}|0.001|0.1|lrs"][0]  # (T, 5 layers of cnn5)
-    if agent == "ganno-single-agent":
+    if agent in ("ganno-single-agent", "xu2019", "subramanian2023"):
         assert np.all(lrs == lrs[:, :1])  # one global LR
+
+
+@pytest.mark.slow
+def test_table2_smoke_merges_one_row_per_agent(tiny_data, tmp_path, monkeypatch):
+    import runpy
+
+    monkeypatch.setenv("GANNO_NO_PROGRESS", "1")
+    script = os.path.join(os.path.dirname(__file__), "..", "experiments", "table2.py")
+    out = str(tmp_path / "table2")
+    monkeypatch.setattr("sys.argv", [script, "--preset", "smoke", "--out", out])
+    monkeypatch.syspath_prepend(os.path.dirname(script))
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(script, run_name="__main__")
+    assert exit_info.value.code == 0
+    md = open(os.path.join(out, "results.md")).read()
+    for agent in ("ganno-lr-only", "ganno-timestep-only", "ganno-single-agent", "ganno"):
+        assert f"| {agent} |" in md

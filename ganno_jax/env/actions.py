@@ -1,4 +1,12 @@
-"""The nine learning-rate actions of the paper (Appendix A), applied per agent."""
+"""Learning-rate action sets, applied per agent: the paper's nine (Appendix A) and the seed systems'.
+
+  ganno     the nine below: ×/÷ 1.01 and 1.10, ± 5e-4 and 1e-3, no-op (index 0).
+  scale     xu2019: a scaling factor of the previous LR, (1, 0.5, 0.8, 1.25, 2) (*our choice*; the
+            review names the action, not its values); an LR of 0 is first raised to 1e-6.
+  absolute  subramanian2023: the LR itself, 13 log-spaced values 1e-6, 3.16e-6, …, 1 (*our
+            choice* of grid); there is no no-op.
+All are clipped to [0, lr_max] (the presets using `absolute` set lr_max 1).
+"""
 
 from __future__ import annotations
 
@@ -36,3 +44,21 @@ def apply_actions(lrs: jax.Array, actions: jax.Array, lr_max: float) -> jax.Arra
     add = jnp.asarray([a[2] for a in ACTIONS], lrs.dtype)[actions]
     new = jnp.clip(lrs * mult + add, 0.0, lr_max)
     return jnp.where(actions == NOOP, lrs, new)
+
+
+SCALE_FACTORS = (1.0, 0.5, 0.8, 1.25, 2.0)
+ABSOLUTE_LRS = tuple(10.0 ** (-6 + k / 2) for k in range(13))
+ACTION_SETS = {"ganno": NUM_ACTIONS, "scale": len(SCALE_FACTORS), "absolute": len(ABSOLUTE_LRS)}
+
+
+def apply_action_set(lrs: jax.Array, actions: jax.Array, lr_max: float, action_set: str) -> jax.Array:
+    """`apply_actions` for the named action set (see the module docstring)."""
+    if action_set == "ganno":
+        return apply_actions(lrs, actions, lr_max)
+    if action_set == "scale":
+        factor = jnp.asarray(SCALE_FACTORS, lrs.dtype)[actions]
+        new = jnp.clip(jnp.maximum(lrs, 1e-6) * factor, 0.0, lr_max)
+        return jnp.where(actions == NOOP, lrs, new)
+    if action_set == "absolute":
+        return jnp.clip(jnp.asarray(ABSOLUTE_LRS, lrs.dtype)[actions], 0.0, lr_max)
+    raise ValueError(f"unknown action set {action_set!r}; known: {', '.join(ACTION_SETS)}")

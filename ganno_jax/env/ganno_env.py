@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from ganno_jax.env import observations, rewards
-from ganno_jax.env.actions import NUM_ACTIONS, apply_actions
+from ganno_jax.env.actions import ACTION_SETS, apply_action_set
 from ganno_jax.env.types import Dynamics, EnvConfig, EnvParams, EnvState
 from ganno_jax.inner import optim
 from ganno_jax.inner.task import InnerTask, tree_finite
@@ -41,6 +41,9 @@ class GannoEnv:
     def __init__(self, task: InnerTask, config: EnvConfig):
         if config.reward not in rewards.REWARDS:
             raise UserInputError(f"unknown reward {config.reward!r}; known: {', '.join(rewards.REWARDS)}")
+        if config.action_set not in ACTION_SETS:
+            raise UserInputError(
+                f"unknown action_set {config.action_set!r}; known: {', '.join(ACTION_SETS)}")
         if config.obs_set not in observations.OBS_SETS:
             raise UserInputError(
                 f"unknown obs_set {config.obs_set!r}; known: {', '.join(observations.OBS_SETS)}")
@@ -57,7 +60,9 @@ class GannoEnv:
         self.obs_names = observations.OBS_SETS[config.obs_set]
 
     # --- protocol ---------------------------------------------------------------------------
-    num_actions = NUM_ACTIONS
+    @property
+    def num_actions(self) -> int:
+        return ACTION_SETS[self.config.action_set]
 
     def num_agents(self, params: EnvParams | None = None) -> int:
         """One agent per layer, or a single agent with `global_lr`."""
@@ -85,9 +90,11 @@ class GannoEnv:
         # made yet: measuring them would cost a validation pass on every auto-reset.
         k = self.task.num_classes
         chance_loss, chance_acc = jnp.log(jnp.float32(k)), jnp.float32(1.0 / k)
-        last = Dynamics(chance_loss, chance_acc, chance_loss, chance_acc, jnp.zeros((), bool), stats)
+        zero = jnp.zeros((), jnp.float32)
+        last = Dynamics(chance_loss, chance_acc, chance_loss, chance_acc, jnp.zeros((), bool), stats,
+                        zero, zero)
         state = EnvState(inner, stream, jnp.zeros((), jnp.int32), jnp.zeros((self.num_agents(),), jnp.int32),
-                         init_lr, wd, last)
+                         init_lr, wd, last, chance_loss, self._probe_probs(inner, params))
         return self._obs(state), state
 
     def step(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
@@ -108,9 +115,10 @@ class GannoEnv:
         cfg = self.config
         lrs = optim.get_learning_rates(state.inner.opt_state)
         if cfg.global_lr:  # the one agent's action moves every layer's (equal) LR together
-            new_lrs = jnp.broadcast_to(apply_actions(lrs[:1], actions, cfg.lr_max), lrs.shape)
+            new_lrs = jnp.broadcast_to(
+                apply_action_set(lrs[:1], actions, cfg.lr_max, cfg.action_set), lrs.shape)
         else:
-            new_lrs = apply_actions(lrs, actions, cfg.lr_max)
+            new_lrs = apply_action_set(lrs, actions, cfg.lr_max, cfg.action_set)
         indices, stream = self.task.next_indices(state.stream, cfg.tau)
         x_val, y_val = self.val_subset(val_key, params)
 
@@ -130,13 +138,21 @@ class GannoEnv:
             noop_val = val
 
         diverged = ~(jnp.isfinite(train.loss) & jnp.isfinite(val.loss) & tree_finite(inner.params))
-        outcome = rewards.Outcome(val.accuracy, val.loss, noop_val.accuracy, noop_val.loss, diverged)
-        reward = rewards.REWARDS[cfg.reward](outcome).astype(jnp.float32)
         t = state.t + 1
+        outcome = rewards.Outcome(val.accuracy, val.loss, noop_val.accuracy, noop_val.loss, diverged,
+                                  state.best_val_loss, t, jnp.float32(cfg.episode_length),
+                                  jax.random.uniform(jax.random.fold_in(key, 1)))
+        reward = rewards.REWARDS[cfg.reward](outcome).astype(jnp.float32)
+        best = jnp.where(jnp.isfinite(val.loss), jnp.minimum(state.best_val_loss, val.loss),
+                         state.best_val_loss)
+        probs = self._probe_probs(inner, params)
+        pred_var, pred_change_var = self._prediction_variances(state, probs)
         done = diverged | (t >= cfg.episode_length)
         stepped = EnvState(inner, stream, t, actions.astype(jnp.int32), state.init_lr,
                            state.weight_decay,
-                           Dynamics(train.loss, train.accuracy, val.loss, val.accuracy, diverged, stats))
+                           Dynamics(train.loss, train.accuracy, val.loss, val.accuracy, diverged, stats,
+                                    pred_var, pred_change_var),
+                           best, probs)
         info = {
             "lrs": new_lrs,
             "train_loss": jnp.nan_to_num(train.loss, nan=100.0, posinf=100.0),
@@ -164,6 +180,22 @@ class GannoEnv:
         obs = observations.select(feats, self.obs_names)
         # A single agent sees the first layer's row: global features are the same in every row.
         return obs[:1] if self.config.global_lr else obs
+
+    def _probe_probs(self, inner, params: EnvParams) -> jax.Array:
+        """(n_probe, classes) predicted probabilities on the first `n_probe` validation examples,
+        computed only for observation sets that use them (zeros otherwise: no cost)."""
+        n = min(self.config.n_probe, params.data.x_val.shape[0])
+        if self.config.obs_set not in observations.NEEDS_PROBE:
+            return jnp.zeros((n, self.task.num_classes), jnp.float32)
+        logits, _ = self.task.apply(inner.params, inner.model_state, params.data.x_val[:n], train=False)
+        return jnp.nan_to_num(jax.nn.softmax(logits))
+
+    def _prediction_variances(self, state: EnvState, probs: jax.Array):
+        """Running averages (0.9) of the variance over probe examples of the predicted
+        probabilities and of their change since the last env step, averaged over classes."""
+        var = jnp.mean(jnp.var(probs, axis=0))
+        change = jnp.mean(jnp.var(probs - state.probe_probs, axis=0))
+        return 0.9 * state.last.pred_var + 0.1 * var, 0.9 * state.last.pred_change_var + 0.1 * change
 
     def val_subset(self, key: jax.Array, params: EnvParams):
         """`n_val` validation examples drawn without replacement (the whole split if smaller)."""

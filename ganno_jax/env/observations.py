@@ -42,15 +42,31 @@ LOCAL_FEATURES = (
         "log10_param_norm",
     )
 )
-ALL_FEATURES = GLOBAL_FEATURES + LOCAL_FEATURES
+# Global features the seed systems observe (not part of GANNO's observation).
+SEED_FEATURES = (
+    "epochs_remaining",  # 1 − t / T
+    "log10_grad_norm_mean",  # over layers of log10 ‖g_l‖: a fixed-size summary of the layerwise
+    "log10_grad_norm_min",  # gradient norms, so one policy fits any depth (*our choice*)
+    "log10_grad_norm_max",
+    "log10_pred_var",  # running averages (0.9) of the variance of the predicted probabilities on
+    "log10_pred_change_var",  # a fixed probe set, and of their change since the last env step
+    "last_layer_param_mean",
+    "log10_last_layer_param_var",
+)
+ALL_FEATURES = GLOBAL_FEATURES + LOCAL_FEATURES + SEED_FEATURES
 
-# Observation sets: the paper's full observation and its ablations (Table 2).
+# Observation sets: the paper's full observation, its ablations (Table 2) and the seed systems'.
 OBS_SETS: dict[str, tuple[str, ...]] = {
-    "full": ALL_FEATURES,
+    "full": GLOBAL_FEATURES + LOCAL_FEATURES,
     "lr_only": ("log10_lr",),
     "progress_only": ("progress",),
     "global_only": GLOBAL_FEATURES,
+    "xu2019": ("train_loss", "val_loss", "log10_pred_var", "log10_pred_change_var",
+               "last_layer_param_mean", "log10_last_layer_param_var", "log10_lr"),
+    "subramanian2023": ("val_loss", "epochs_remaining", "log10_grad_norm_mean",
+                        "log10_grad_norm_min", "log10_grad_norm_max"),
 }
+NEEDS_PROBE = {"xu2019"}  # observation sets that need the probe-set predictions
 
 _FLOOR, _CEIL = 1e-10, 1e10
 
@@ -74,7 +90,7 @@ def feature_matrix(
     weight_decay: jax.Array,
     table: LayerTable,
 ) -> jax.Array:
-    """All features, (num_agents, len(ALL_FEATURES)), every entry finite.
+    """All features, (num_layers, len(ALL_FEATURES)), every entry finite.
 
     Args:
       dyn: the last step's dynamics (per-layer stats have shape (num_agents,)).
@@ -122,7 +138,21 @@ def feature_matrix(
         ],
         axis=1,
     )
-    return jnp.concatenate([jnp.broadcast_to(global_feats, (n, len(GLOBAL_FEATURES))), local], axis=1)
+    log_g = safe_log10(s.grad_norm)
+    seed_feats = jnp.stack(
+        [
+            1.0 - progress.astype(jnp.float32),
+            log_g.mean(),
+            log_g.min(),
+            log_g.max(),
+            safe_log10(dyn.pred_var),
+            safe_log10(dyn.pred_change_var),
+            _finite(s.param_mean[-1], 1e3),
+            safe_log10(s.param_var[-1]),
+        ]
+    )
+    return jnp.concatenate([jnp.broadcast_to(global_feats, (n, len(GLOBAL_FEATURES))), local,
+                            jnp.broadcast_to(seed_feats, (n, len(SEED_FEATURES)))], axis=1)
 
 
 def select(features: jax.Array, names: tuple[str, ...]) -> jax.Array:

@@ -105,6 +105,9 @@ def make_env(model: nn.Module, dataset: TaskData | Dataset, input_shape=None,
             f"{config.batch_size}")
     if config.n_val > dataset.x_val.shape[0]:  # a small validation split is scored whole
         config = dataclasses.replace(config, n_val=dataset.x_val.shape[0])
-    env = GannoEnv(InnerTask(model, shape, batch_size=config.batch_size), config)
+    if config.inner_optimizer not in ("adamw", "sgd"):
+        raise UserInputError(f"unknown inner_optimizer {config.inner_optimizer!r}; known: adamw, sgd")
+    env = GannoEnv(InnerTask(model, shape, batch_size=config.batch_size,
+                             optimizer=config.inner_optimizer), config)
     params = EnvParams(dataset, **{k: jnp.float32(v) for k, v in init.items()})
     return env, params

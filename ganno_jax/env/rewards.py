@@ -25,6 +25,10 @@ class Outcome:
     noop_val_accuracy: jax.Array  # () no-op branch (equals the action branch when it is off)
     noop_val_loss: jax.Array  # ()
     diverged: jax.Array  # () bool
+    best_val_loss: jax.Array  # () lowest validation loss of the episode before this step
+    t: jax.Array  # () env steps taken, this one included
+    episode_length: jax.Array  # () T
+    u: jax.Array  # () a U(0, 1) draw (the subramanian2023 divergence penalty is random)
 
 
 def difference_accuracy(o: Outcome) -> jax.Array:
@@ -48,10 +52,19 @@ def neg_val_loss(o: Outcome) -> jax.Array:
     return jnp.where(o.diverged, -100.0, -jnp.clip(jnp.nan_to_num(o.val_loss, nan=100.0), 0.0, 100.0))
 
 
+def subramanian2023(o: Outcome, gamma: float = 10.0, lam: float = 1.0) -> jax.Array:
+    """γ(best_loss − val_loss) + λ(epochs_max − epoch), γ 10, λ 1 (Subramanian et al. 2023), with an
+    env step as the "epoch"; on divergence the penalty −(1000 + U(0,1)·1000)."""
+    val = jnp.clip(jnp.nan_to_num(o.val_loss, nan=100.0), 0.0, 100.0)
+    r = gamma * (o.best_val_loss - val) + lam * (o.episode_length - o.t)
+    return jnp.where(o.diverged, -(1000.0 + 1000.0 * o.u), r)
+
+
 REWARDS: dict[str, Callable[[Outcome], jax.Array]] = {
     "difference_accuracy": difference_accuracy,
     "difference_loss": difference_loss,
     "accuracy": accuracy,
     "neg_val_loss": neg_val_loss,
+    "subramanian2023": subramanian2023,
 }
 NEEDS_NOOP_BRANCH = {"difference_accuracy", "difference_loss"}

@@ -23,6 +23,9 @@ class EnvConfig:
     obs_set: str = "full"  # see observations.OBS_SETS
     lr_max: float = 0.1  # actions are clipped to [0, lr_max]
     global_lr: bool = False  # one agent sets one LR for every layer (single-agent presets)
+    action_set: str = "ganno"  # see actions.ACTION_SETS
+    inner_optimizer: str = "adamw"  # layerwise "adamw" (paper) or "sgd" (subramanian2023)
+    n_probe: int = 256  # fixed validation examples for the prediction-variance features (xu2019)
 
 
 @struct.dataclass
@@ -45,7 +48,9 @@ class Dynamics:
     val_loss: jax.Array  # () on the step's validation subset
     val_accuracy: jax.Array  # ()
     diverged: jax.Array  # () bool: a loss or parameter became non-finite
-    stats: LayerStats  # per-layer statistics, fields (num_agents,)
+    stats: LayerStats  # per-layer statistics, fields (num_layers,)
+    pred_var: jax.Array  # () running average of the variance of the predicted probabilities
+    pred_change_var: jax.Array  # () running average of the variance of their change per env step
 
 
 @struct.dataclass
@@ -59,3 +64,5 @@ class EnvState:
     init_lr: jax.Array  # () this episode's initial LR
     weight_decay: jax.Array  # ()
     last: Dynamics  # what the next observation is built from
+    best_val_loss: jax.Array  # () lowest validation loss of the episode so far (subramanian2023)
+    probe_probs: jax.Array  # (n_probe, classes) predictions on the probe set after the last step

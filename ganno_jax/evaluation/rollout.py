@@ -19,7 +19,7 @@ from ganno_jax.inner.task import tree_finite
 
 @struct.dataclass
 class EpisodeResult:
-    lrs: jax.Array  # (T, num_agents) learning rates in force during each block of tau inner steps
+    lrs: jax.Array  # (T, num_layers) learning rates in force during each block of tau inner steps
     val_accuracy: jax.Array  # (T,) on the step's validation subset
     test_curve: jax.Array  # (T,) accuracy on the fixed test subset after each block
     train_loss: jax.Array  # (T,)
@@ -112,7 +112,7 @@ def _optimizer_block(env, controller: Controller, carry, key, params):
     val = env.task.evaluate(inner, x_val, y_val)
     train_loss = losses.mean()
     diverged = ~(jnp.isfinite(train_loss) & jnp.isfinite(val.loss) & tree_finite(inner.params))
-    lr = jnp.broadcast_to(schedule(count), (env.num_agents(params),))
+    lr = jnp.broadcast_to(schedule(count), (env.task.num_layers,))
     info = {"lrs": lr, "val_accuracy": jnp.nan_to_num(val.accuracy), "diverged": diverged,
             "train_loss": jnp.nan_to_num(train_loss, nan=100.0, posinf=100.0)}
     return (inner, stream, alpha, wd, count + env.config.tau), inner, info

@@ -100,6 +100,25 @@ def layerwise_adamw(
     )
 
 
+def _layerwise_sgd(learning_rates, weight_decay, leaf_layer) -> optax.GradientTransformation:
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       scale_by_layerwise_lr(learning_rates, leaf_layer))
+
+
+def layerwise_sgd(learning_rates, weight_decay, leaf_layer: tuple[int, ...]) -> optax.GradientTransformation:
+    """Plain SGD (no momentum) with weight decay and one rate per layer, as `layerwise_adamw`
+    without the Adam direction; equals `optax.chain(add_decayed_weights(wd), sgd(lr))` at equal
+    rates. Used by the `subramanian2023` preset (SGD is the optimiser that paper schedules)."""
+    return optax.inject_hyperparams(_layerwise_sgd, static_args=("leaf_layer",))(
+        learning_rates=jnp.asarray(learning_rates, jnp.float32),
+        weight_decay=jnp.asarray(weight_decay, jnp.float32),
+        leaf_layer=tuple(leaf_layer),
+    )
+
+
+INNER_OPTIMIZERS = ("adamw", "sgd")
+
+
 def get_learning_rates(opt_state) -> jax.Array:
     """(num_layers,) rates in force in a `layerwise_adamw` state."""
     return opt_state.hyperparams["learning_rates"]

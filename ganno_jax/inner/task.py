@@ -88,10 +88,11 @@ class InnerTask:
       input_shape: one example's shape, e.g. (28, 28, 1).
       batch_size: minibatch size (SPEC: 128).
       b1, b2, eps: Adam constants.
+      optimizer: "adamw" (layerwise AdamW, the paper's) or "sgd" (layerwise plain SGD).
     """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...], batch_size: int = 128,
-                 b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+                 b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, optimizer: str = "adamw"):
         self.model = model
         self.input_shape = tuple(input_shape)
         self.batch_size = batch_size
@@ -103,9 +104,13 @@ class InnerTask:
         logits = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, *self.input_shape))), shapes)
         self.num_classes: int = logits.shape[-1]
         self._model_collections = tuple(k for k in shapes if k != "params")
-        self.optimizer = optim.layerwise_adamw(
-            jnp.zeros(self.num_layers), 0.0, self.table.leaf_layer, b1=b1, b2=b2, eps=eps
-        )
+        if optimizer == "adamw":
+            self.optimizer = optim.layerwise_adamw(
+                jnp.zeros(self.num_layers), 0.0, self.table.leaf_layer, b1=b1, b2=b2, eps=eps)
+        elif optimizer == "sgd":
+            self.optimizer = optim.layerwise_sgd(jnp.zeros(self.num_layers), 0.0, self.table.leaf_layer)
+        else:
+            raise ValueError(f"unknown inner optimizer {optimizer!r}; known: {sorted(optim.INNER_OPTIMIZERS)}")
 
     @property
     def num_layers(self) -> int:

@@ -13,12 +13,18 @@ from typing import Any
 from ganno_jax.errors import UserInputError
 
 # Agent presets (SPEC §6): each sets TrainConfig fields; the env, trainer and evaluator are shared.
-# Still missing: xu2019 and subramanian2023 (their own actions, optimiser and rewards).
 AGENT_PRESETS: dict[str, dict[str, Any]] = {
     "ganno": {},
     "ganno-lr-only": {"obs_set": "lr_only"},  # paper Table 2: the current LR only
     "ganno-timestep-only": {"obs_set": "progress_only"},  # paper Table 2: t/T only
     "ganno-single-agent": {"obs_set": "global_only", "global_lr": True},  # one agent, one LR
+    # Xu et al. 2019: one agent, global LR scaled by a factor, reward −validation loss, PPO.
+    "xu2019": {"obs_set": "xu2019", "action_set": "scale", "reward": "neg_val_loss",
+               "global_lr": True},
+    # Subramanian et al. 2023: one agent picks plain SGD's global LR in [1e-6, 1].
+    "subramanian2023": {"obs_set": "subramanian2023", "action_set": "absolute",
+                        "reward": "subramanian2023", "global_lr": True, "inner_optimizer": "sgd",
+                        "lr_max": 1.0},
 }
 AGENTS = tuple(AGENT_PRESETS)
 
@@ -37,6 +43,9 @@ class TrainConfig:
     reward: str = "difference_accuracy"  # env reward kind (ganno_jax.env.rewards.REWARDS)
     obs_set: str = "full"  # observation set (ganno_jax.env.observations.OBS_SETS)
     global_lr: bool = False  # one agent, one LR for all layers (ganno-single-agent)
+    action_set: str = "ganno"  # ganno_jax.env.actions.ACTION_SETS
+    inner_optimizer: str = "adamw"  # layerwise "adamw" or "sgd"
+    lr_max: float = 0.1  # learning rates are clipped to [0, lr_max]
     # IPPO (paper Appendix A where given, else our choices).
     num_envs: int = 4  # parallel env copies, sharded over local devices
     total_env_steps: int = 50_000  # summed over env copies
@@ -70,6 +79,8 @@ class TrainConfig:
         return {"tau": self.tau, "episode_length": self.episode_length, "n_val": self.n_val,
                 "batch_size": self.batch_size, "reward": self.reward, "obs_set": self.obs_set,
                 "model_width": self.model_width, "global_lr": self.global_lr,
+                "action_set": self.action_set, "inner_optimizer": self.inner_optimizer,
+                "lr_max": self.lr_max,
                 # The counterfactual branch doubles the work: run it only for a reward that uses it.
                 "noop_branch": self.reward in NEEDS_NOOP_BRANCH}
 
