@@ -9,7 +9,7 @@ import ganno_jax
 from ganno_jax.env.observations import GLOBAL_FEATURES
 from ganno_jax.errors import UserInputError
 from ganno_jax.inner import optim
-from ganno_jax.inner.models import CNN5
+from ganno_jax.inner.models import MLP
 from ganno_jax.inner.task import TaskData
 from ganno_jax.trainer.config import make_config
 
@@ -20,10 +20,21 @@ def _data(n=640, shape=(12, 12, 1)):
     return TaskData(x, y, x[:200], y[:200], x[:100], y[:100])
 
 
+class _Jitted:
+    """The env with jitted reset/step (one compile each instead of op-by-op dispatch)."""
+
+    def __init__(self, env):
+        self.env, self.reset, self.step = env, jax.jit(env.reset), jax.jit(env.step)
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+
 def _env(**overrides):
-    env, params = ganno_jax.make_env(CNN5(), _data(), tau=2, episode_length=4, n_val=64, batch_size=32,
+    """A 3-layer MLP (the cheapest model to compile) at init LR 1e-3."""
+    env, params = ganno_jax.make_env(MLP(), _data(), tau=2, episode_length=4, n_val=64, batch_size=32,
                                      **overrides)
-    return env, params.replace(init_lr_low=jnp.float32(1e-3), init_lr_high=jnp.float32(1e-3))
+    return _Jitted(env), params.replace(init_lr_low=jnp.float32(1e-3), init_lr_high=jnp.float32(1e-3))
 
 
 def test_presets_set_their_config_fields():
@@ -43,26 +54,26 @@ def test_single_agent_sets_one_global_lr_for_every_layer():
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     assert env.num_agents() == 1 and obs.shape == (1, len(GLOBAL_FEATURES))
     obs, state, _, _, info = env.step(jax.random.PRNGKey(1), state, jnp.array([2]), params)  # ×1.10
-    np.testing.assert_allclose(optim.get_learning_rates(state.inner.opt_state), [1.1e-3] * 5, rtol=1e-6)
-    np.testing.assert_allclose(info["lrs"], [1.1e-3] * 5, rtol=1e-6)
+    np.testing.assert_allclose(optim.get_learning_rates(state.inner.opt_state), [1.1e-3] * 3, rtol=1e-6)
+    np.testing.assert_allclose(info["lrs"], [1.1e-3] * 3, rtol=1e-6)
     _, state, _, _, _ = env.step(jax.random.PRNGKey(2), state, jnp.array([7]), params)  # +1e-3
-    np.testing.assert_allclose(optim.get_learning_rates(state.inner.opt_state), [2.1e-3] * 5, rtol=1e-6)
+    np.testing.assert_allclose(optim.get_learning_rates(state.inner.opt_state), [2.1e-3] * 3, rtol=1e-6)
     assert state.prev_action.shape == (1,) and int(state.prev_action[0]) == 7
 
 
 def test_lr_only_and_timestep_only_observations_by_hand():
     env, params = _env(obs_set="lr_only")
     obs, state = env.reset(jax.random.PRNGKey(0), params)
-    np.testing.assert_allclose(obs, np.full((5, 1), np.log10(1e-3)), rtol=1e-6)
-    obs, state, _, _, _ = env.step(jax.random.PRNGKey(1), state, jnp.array([2, 0, 4, 5, 8]), params)
-    expected = np.log10([1.1e-3, 1e-3, 1e-3 / 1.1, 1.5e-3, 0.0 + 1e-10])  # −1e-3 clips to 0 → floor
+    np.testing.assert_allclose(obs, np.full((3, 1), np.log10(1e-3)), rtol=1e-6)
+    obs, state, _, _, _ = env.step(jax.random.PRNGKey(1), state, jnp.array([2, 4, 8]), params)
+    expected = np.log10([1.1e-3, 1e-3 / 1.1, 0.0 + 1e-10])  # −1e-3 clips to 0 → the log floor
     np.testing.assert_allclose(obs[:, 0], expected, rtol=1e-5)
     env, params = _env(obs_set="progress_only")
     obs, state = env.reset(jax.random.PRNGKey(0), params)
-    np.testing.assert_array_equal(obs, np.zeros((5, 1)))
+    np.testing.assert_array_equal(obs, np.zeros((3, 1)))
     for t in (1, 2, 3):
-        obs, state, _, _, _ = env.step(jax.random.PRNGKey(t), state, jnp.zeros(5, jnp.int32), params)
-        np.testing.assert_allclose(obs, np.full((5, 1), t / 4))
+        obs, state, _, _, _ = env.step(jax.random.PRNGKey(t), state, jnp.zeros(3, jnp.int32), params)
+        np.testing.assert_allclose(obs, np.full((3, 1), t / 4))
 
 
 def test_seed_presets_set_their_config_fields():
@@ -115,7 +126,7 @@ def test_subramanian_env_sets_sgd_lr_and_rewards_by_the_formula():
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     assert obs.shape == (1, 5) and float(obs[0, 1]) == 1.0  # epochs remaining at t = 0
     _, state, reward, _, info = env.step(jax.random.PRNGKey(1), state, jnp.array([6]), params)
-    np.testing.assert_allclose(optim.get_learning_rates(state.inner.opt_state), [1e-3] * 5, rtol=1e-6)
+    np.testing.assert_allclose(optim.get_learning_rates(state.inner.opt_state), [1e-3] * 3, rtol=1e-6)
     expected = 10 * (np.log(10.0) - float(info["val_loss"])) + (4 - 1)  # best so far: chance, ln 10
     assert float(reward) == pytest.approx(expected, rel=1e-5)
     assert float(state.best_val_loss) == pytest.approx(min(np.log(10.0), float(info["val_loss"])))

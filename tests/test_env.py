@@ -61,7 +61,7 @@ def test_observation_one_hots_for_cnn2_and_cnn5():
         env, params = ganno_jax.make_env(model or CNN2(), _data(), tau=2, episode_length=2, n_val=32,
                                          batch_size=32)
         obs, _ = env.reset(jax.random.PRNGKey(0), params)
-        assert obs.shape == (n, len(observations.ALL_FEATURES)) == (n, env.obs_dim)
+        assert obs.shape == (n, len(observations.OBS_SETS["full"])) == (n, env.obs_dim) == (n, 31)
         col = lambda name: np.asarray(obs[:, env.obs_names.index(name)])  # noqa: E731
         for i in range(n):
             assert col(f"layer_type_{types[i]}")[i] == 1 and col(f"depth_{depths[i]}")[i] == 1
