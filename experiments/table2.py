@@ -7,8 +7,9 @@ systems on request; each trained on cnn2 Fashion-MNIST, evaluated zero-shot on c
 Writes `train/<agent>/` (run folders), `eval/<agent>/` (one evaluation per agent: the evaluator
 takes one checkpoint) and the merged `results.csv` / `results.md` with one row per agent.
 Grid: initial LRs {0, 1e-4, …, 1e-2} as in the paper (`paper`), {0, 1e-3, 1e-2} with 2 seeds
-on cnn5 Fashion-MNIST (`cpu`; every agent trained for 1,024 env steps = 16 PPO updates of the
-`cpu` preset, equal budgets), one LR and one seed (`smoke`).
+on cnn5 Fashion-MNIST (`cpu`; every agent trained for 512 env steps = 8 PPO updates of the `cpu`
+preset, equal budgets that fit a session on 2 cores: expect barely trained agents), one LR and one
+seed (`smoke`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ AGENTS = ["ganno-lr-only", "ganno-timestep-only", "ganno-single-agent", "ganno"]
 SEED_SYSTEMS = ["xu2019", "subramanian2023"]
 GRID = {
     "smoke": dict(env="cnn5_fmnist", init_lrs="1e-3", seeds=1, train_set=[], eval_set=["n_val=32"]),
-    "cpu": dict(env="cnn5_fmnist", init_lrs="0,1e-3,1e-2", seeds=2, train_set=["total_env_steps=1024"],
+    "cpu": dict(env="cnn5_fmnist", init_lrs="0,1e-3,1e-2", seeds=2, train_set=["total_env_steps=512"],
                 eval_set=[]),
     "paper": dict(env="cnn5_cifar10", init_lrs="0,1e-4,3e-4,1e-3,3e-3,1e-2", seeds=3, train_set=[],
                   eval_set=[]),
