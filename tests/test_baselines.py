@@ -90,7 +90,8 @@ def test_optimizer_path_equals_agent_path_for_constant_adamw(env_and_params):
     np.testing.assert_allclose(ours.test_loss, ref.test_loss, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["sgdr", "lamb_cosine", "lion"])
+@pytest.mark.parametrize("name", [pytest.param("sgdr", marks=pytest.mark.slow), "lamb_cosine",
+                                  pytest.param("lion", marks=pytest.mark.slow)])
 def test_optimizer_baselines_record_their_schedule_per_block(env_and_params, name):
     env, params = env_and_params
     ctrl = controllers.METHODS[name](controllers.MethodContext(env.num_actions))

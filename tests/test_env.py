@@ -182,6 +182,7 @@ def test_obs_sets_select_named_columns():
     np.testing.assert_allclose(obs[:, 0], np.log10(float(state.init_lr)), rtol=1e-5)
 
 
+@pytest.mark.slow  # the real-data path; ~20 s
 def test_real_cnn2_fmnist_env(real_data):
     env, params = ganno_jax.make("cnn2_fmnist", tau=2, episode_length=2, n_val=128)
     obs, state = env.reset(jax.random.PRNGKey(0), params)

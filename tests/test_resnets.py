@@ -61,6 +61,7 @@ def small_resnet_task():
     return InnerTask(ResNet9(width=0.125), (16, 16, 3), batch_size=8)
 
 
+@pytest.mark.slow  # ~30 s: compiling a ResNet-9 step on the 2-core CPU
 def test_batch_statistics_change_in_training_not_in_evaluation(small_resnet_task):
     task = small_resnet_task
     state = task.init(jax.random.PRNGKey(0), jnp.full(task.num_layers, 1e-3), 0.1)
