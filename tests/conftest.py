@@ -65,3 +65,19 @@ def tiny_data(tmp_path, monkeypatch):
     monkeypatch.setenv("GANNO_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("GANNO_SKIP_CHECKSUMS", "1")
     return tmp_path
+
+
+def run_experiment(name: str, args: list[str], monkeypatch) -> int:
+    """Runs `experiments/<name>.py args...` in this process; returns its exit status."""
+    import runpy
+    import sys
+
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments")
+    script = os.path.join(folder, f"{name}.py")
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    monkeypatch.syspath_prepend(folder)
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0

@@ -28,16 +28,11 @@ def test_real_fmnist_train_then_zero_shot_cnn5(real_data, tmp_path, monkeypatch)
 @pytest.mark.slow
 def test_figure4_smoke_resnet9_to_resnet18(tiny_data, tmp_path, monkeypatch):
     """experiments/figure4.py at smoke scale: train on resnet9_fmnist, evaluate on resnet18_cifar10."""
-    import runpy
+    from conftest import run_experiment
 
     monkeypatch.setenv("GANNO_NO_PROGRESS", "1")
-    script = os.path.join(os.path.dirname(__file__), "..", "experiments", "figure4.py")
     out = str(tmp_path / "figure4")
-    monkeypatch.setattr("sys.argv", [script, "--preset", "smoke", "--out", out])
-    monkeypatch.syspath_prepend(os.path.dirname(script))
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(script, run_name="__main__")
-    assert exit_info.value.code == 0
+    assert run_experiment("figure4", ["--preset", "smoke", "--out", out], monkeypatch) == 0
     rows = list(csv.DictReader(open(os.path.join(out, "eval", "results.csv"))))
     assert {r["method"] for r in rows} == {"ganno", "random", "sgdr"}
     assert {r["weight_decay"] for r in rows} == {"0.01", "0.1"} and len(rows) == 6
@@ -64,16 +59,11 @@ def test_agent_preset_trains_and_evaluates_on_cnn5(agent, tiny_data, tmp_path, m
 
 @pytest.mark.slow
 def test_table2_smoke_merges_one_row_per_agent(tiny_data, tmp_path, monkeypatch):
-    import runpy
+    from conftest import run_experiment
 
     monkeypatch.setenv("GANNO_NO_PROGRESS", "1")
-    script = os.path.join(os.path.dirname(__file__), "..", "experiments", "table2.py")
     out = str(tmp_path / "table2")
-    monkeypatch.setattr("sys.argv", [script, "--preset", "smoke", "--out", out])
-    monkeypatch.syspath_prepend(os.path.dirname(script))
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(script, run_name="__main__")
-    assert exit_info.value.code == 0
+    assert run_experiment("table2", ["--preset", "smoke", "--out", out], monkeypatch) == 0
     md = open(os.path.join(out, "results.md")).read()
     for agent in ("ganno-lr-only", "ganno-timestep-only", "ganno-single-agent", "ganno"):
         assert f"| {agent} |" in md

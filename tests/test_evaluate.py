@@ -88,16 +88,11 @@ def test_markdown_table_hand_made_rows():
 
 @pytest.mark.slow
 def test_table1_experiment_smoke_has_every_method(cnn2_run, tmp_path, monkeypatch):
-    import runpy
+    from conftest import run_experiment
 
-    script = os.path.join(os.path.dirname(__file__), "..", "experiments", "table1.py")
     out = str(tmp_path / "table1")
-    monkeypatch.setattr("sys.argv", [script, "--preset", "smoke", "--ckpt", cnn2_run,
-                                     "--env", "mlp_mnist", "--out", out])  # mlp: cheap to compile
-    monkeypatch.syspath_prepend(os.path.dirname(script))
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(script, run_name="__main__")
-    assert exit_info.value.code == 0
+    args = ["--preset", "smoke", "--ckpt", cnn2_run, "--env", "mlp_mnist", "--out", out]  # mlp: cheap
+    assert run_experiment("table1", args, monkeypatch) == 0
     rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
     expected = ["ganno", "random", "constant", "linear", "quadratic", "cosine", "exponential",
                 "piecewise", "sgdr", "warmup_cosine", "onecycle", "lamb_cosine", "lion"]
