@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,7 +55,8 @@ def _floats(text: str, name: str, allow_zero: bool) -> list[float]:
 def run(args: argparse.Namespace) -> str:
     from ganno_jax.evaluation.controllers import METHODS, NEEDS_CHECKPOINT
 
-    ckpt_cfg = checkpoint_config(args.ckpt) if args.ckpt else None
+    ckpt = read_checkpoint(args.ckpt) if args.ckpt else None
+    ckpt_cfg = ckpt.config if ckpt else None
     default = f"{ckpt_cfg.agent},random,constant" if ckpt_cfg else "random,constant"
     methods = [m.strip() for m in (args.methods or default).split(",") if m.strip()]
     for m in methods:
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> str:
     if os.path.exists(args.out):
         raise UserInputError(f"output folder {args.out} already exists; choose another --out")
     overrides = dict(item.partition("=")[::2] for item in args.set)
-    from ganno_jax.trainer.config import make_config
+    from ganno_jax.trainer.config import AGENT_ENV_FIELDS, make_config
 
     allowed = {"tau", "episode_length", "n_val", "batch_size", "model_width"}
     if set(overrides) - allowed:
@@ -97,14 +99,13 @@ def run(args: argparse.Namespace) -> str:
     env, params = make(args.env, noop_branch=False, reward="accuracy", **env_cfg)
     agent, agent_env = None, env
     if agent_methods:
-        # The agent sees the env as it was trained to: its observation set, one or many agents.
-        # (subramanian2023 also brings its optimiser: it schedules plain SGD.)
-        agent_env, _ = make(args.env, noop_branch=False, reward="accuracy", obs_set=ckpt_cfg.obs_set,
-                            global_lr=ckpt_cfg.global_lr, action_set=ckpt_cfg.action_set,
-                            inner_optimizer=ckpt_cfg.inner_optimizer, lr_max=ckpt_cfg.lr_max, **env_cfg)
-        agent = load_agent(args.ckpt, agent_env.obs_layout, args.env)  # refused before anything is written
-    ctx = MethodContext(env.num_actions, (lambda: agent) if agent is not None else None, args.greedy)
-    agent_ctx = MethodContext(agent_env.num_actions, ctx.load_agent, args.greedy)
+        # The agent sees the env as it was trained to: its observation and action sets, one or many
+        # agents (subramanian2023 also brings its optimiser: it schedules plain SGD).
+        trained = {k: getattr(ckpt_cfg, k) for k in AGENT_ENV_FIELDS}
+        agent_env, _ = make(args.env, noop_branch=False, reward="accuracy", **trained, **env_cfg)
+        agent = load_agent(ckpt, agent_env.obs_layout, args.env)  # refused before anything is written
+    ctx = MethodContext(env.num_actions, agent, args.greedy)
+    agent_ctx = MethodContext(agent_env.num_actions, agent, args.greedy)
     out = report.ensure_dir(args.out)
 
     grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
@@ -168,20 +169,31 @@ def _tables(rows, title):
     return markdown_table(rows, "test_accuracy", title) + markdown_table(rows, "final_val_accuracy")
 
 
-def checkpoint_config(path: str):
-    """The TrainConfig saved with a run folder or checkpoint (CheckpointError if unreadable)."""
+class Checkpoint(NamedTuple):
+    """A checkpoint's location and metadata, read once (no arrays restored)."""
+
+    ckpt_dir: str
+    step: int
+    config: Any  # the TrainConfig it was trained with
+    obs_layout: dict
+    num_actions: int
+
+
+def read_checkpoint(path: str) -> Checkpoint:
+    """The metadata of a run folder or checkpoint (CheckpointError if missing or incomplete)."""
     from ganno_jax.trainer import checkpoint
     from ganno_jax.trainer.config import config_from_json
 
     ckpt_dir, step, meta = checkpoint.read_meta(path)
     try:
-        return config_from_json(json.dumps(meta["config"]))
+        return Checkpoint(ckpt_dir, step, config_from_json(json.dumps(meta["config"])),
+                          meta["obs_layout"], int(meta["num_actions"]))
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint metadata in {ckpt_dir}/{step} is incomplete: {e}") from e
 
 
-def load_agent(path: str, obs_layout: dict, env_id: str):
-    """The AgentState of a run folder or checkpoint, refused if its observation layout differs.
+def load_agent(ckpt: Checkpoint, obs_layout: dict, env_id: str):
+    """The checkpoint's AgentState, refused if its observation layout differs from `obs_layout`.
 
     The structure to restore into is rebuilt from the checkpoint's metadata alone, so a policy
     trained on any env loads for any other with the same observation layout.
@@ -190,23 +202,16 @@ def load_agent(path: str, obs_layout: dict, env_id: str):
 
     from ganno_jax.trainer import checkpoint
     from ganno_jax.trainer.anakin import init_agent
-    from ganno_jax.trainer.config import config_from_json
 
-    ckpt_dir, step, meta = checkpoint.read_meta(path)
-    try:
-        saved_layout = meta["obs_layout"]
-        cfg = config_from_json(json.dumps(meta["config"]))
-        num_actions = int(meta["num_actions"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint metadata in {ckpt_dir}/{step} is incomplete: {e}") from e
-    if saved_layout != obs_layout:
+    saved = ckpt.obs_layout
+    if saved != obs_layout:
         raise CheckpointError(
-            f"the checkpoint's observation layout (v{saved_layout.get('version')}, "
-            f"{len(saved_layout.get('names', []))} features) differs from {env_id}'s "
+            f"the checkpoint's observation layout (v{saved.get('version')}, "
+            f"{len(saved.get('names', []))} features) differs from {env_id}'s "
             f"(v{obs_layout['version']}, {len(obs_layout['names'])} features)")
-    like = jax.eval_shape(lambda k: init_agent(k, cfg, len(obs_layout["names"]), num_actions),
+    like = jax.eval_shape(lambda k: init_agent(k, ckpt.config, len(obs_layout["names"]), ckpt.num_actions),
                           jax.random.PRNGKey(0))
-    return checkpoint.restore_agent(ckpt_dir, step, like)
+    return checkpoint.restore_agent(ckpt.ckpt_dir, ckpt.step, like)
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ from ganno_jax.env.ganno_env import GannoEnv
 from ganno_jax.env.types import EnvConfig, EnvParams
 from ganno_jax.errors import UserInputError
 from ganno_jax.inner.models import MODELS
+from ganno_jax.inner import optim
 from ganno_jax.inner.task import InnerTask, TaskData
 
 DATASET_ALIASES = {"fmnist": "fashion_mnist", "mnist": "mnist", "cifar10": "cifar10"}
@@ -105,8 +106,9 @@ def make_env(model: nn.Module, dataset: TaskData | Dataset, input_shape=None,
             f"{config.batch_size}")
     if config.n_val > dataset.x_val.shape[0]:  # a small validation split is scored whole
         config = dataclasses.replace(config, n_val=dataset.x_val.shape[0])
-    if config.inner_optimizer not in ("adamw", "sgd"):
-        raise UserInputError(f"unknown inner_optimizer {config.inner_optimizer!r}; known: adamw, sgd")
+    if config.inner_optimizer not in optim.INNER_OPTIMIZERS:
+        raise UserInputError(f"unknown inner_optimizer {config.inner_optimizer!r}; "
+                             f"known: {', '.join(optim.INNER_OPTIMIZERS)}")
     env = GannoEnv(InnerTask(model, shape, batch_size=config.batch_size,
                              optimizer=config.inner_optimizer), config)
     params = EnvParams(dataset, **{k: jnp.float32(v) for k, v in init.items()})

@@ -76,7 +76,7 @@ class MethodContext:
     """What a method factory may use: the env and, for checkpoint-based methods, the agent."""
 
     num_actions: int
-    load_agent: Callable[[], Any] | None = None  # None when no --ckpt was given
+    agent: Any = None  # the AgentState restored from --ckpt; None when none was given
     greedy: bool = False
 
 
@@ -84,9 +84,9 @@ def _trained(name: str) -> Callable[[MethodContext], Controller]:
     """The factory of a trained agent preset's policy (loaded from --ckpt)."""
 
     def factory(ctx: MethodContext) -> Controller:
-        if ctx.load_agent is None:
+        if ctx.agent is None:
             raise UserInputError(f"method {name!r} needs --ckpt RUN_OR_CHECKPOINT")
-        return policy_controller(ctx.load_agent(), ctx.num_actions, ctx.greedy, name=name)
+        return policy_controller(ctx.agent, ctx.num_actions, ctx.greedy, name=name)
 
     return factory
 

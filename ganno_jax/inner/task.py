@@ -104,13 +104,11 @@ class InnerTask:
         logits = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, *self.input_shape))), shapes)
         self.num_classes: int = logits.shape[-1]
         self._model_collections = tuple(k for k in shapes if k != "params")
-        if optimizer == "adamw":
-            self.optimizer = optim.layerwise_adamw(
-                jnp.zeros(self.num_layers), 0.0, self.table.leaf_layer, b1=b1, b2=b2, eps=eps)
-        elif optimizer == "sgd":
-            self.optimizer = optim.layerwise_sgd(jnp.zeros(self.num_layers), 0.0, self.table.leaf_layer)
-        else:
-            raise ValueError(f"unknown inner optimizer {optimizer!r}; known: {sorted(optim.INNER_OPTIMIZERS)}")
+        if optimizer not in optim.INNER_OPTIMIZERS:
+            raise ValueError(f"unknown inner optimizer {optimizer!r}; known: {optim.INNER_OPTIMIZERS}")
+        lrs, layers = jnp.zeros(self.num_layers), self.table.leaf_layer
+        self.optimizer = (optim.layerwise_adamw(lrs, 0.0, layers, b1=b1, b2=b2, eps=eps)
+                          if optimizer == "adamw" else optim.layerwise_sgd(lrs, 0.0, layers))
 
     @property
     def num_layers(self) -> int:

@@ -27,6 +27,8 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
                         "lr_max": 1.0},
 }
 AGENTS = tuple(AGENT_PRESETS)
+# The env settings an agent preset fixes: evaluation rebuilds the env with a checkpoint's values.
+AGENT_ENV_FIELDS = ("obs_set", "global_lr", "action_set", "inner_optimizer", "lr_max")
 
 
 @dataclasses.dataclass(frozen=True)
