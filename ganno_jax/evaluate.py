@@ -146,9 +146,7 @@ def run(args: argparse.Namespace) -> str:
              f"tau {env.config.tau}, T {env.config.episode_length}; seeds {num_seeds}")
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(_tables(rows, title))
-    np.savez_compressed(os.path.join(out, "curves.npz"),
-                        **{f"{m}|{lr:g}|{wd:g}|{k}": v for (m, lr, wd), c in curves.items()
-                           for k, v in c.items()})
+    report.save_curves(os.path.join(out, "curves.npz"), curves)
     report.plot_grid(os.path.join(out, ""), curves, env.config.tau, args.env)
     with open(os.path.join(out, "command.json"), "w") as f:
         json.dump({"argv": sys.argv, "args": vars(args)}, f, indent=2)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ganno_jax import evaluate, train
-from ganno_jax.evaluation.report import markdown_table
+from ganno_jax.evaluation.report import load_curves, markdown_table, plot_grid, save_curves
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,34 @@ def test_markdown_table_hand_made_rows():
     md = markdown_table(rows, "test_accuracy")
     assert "| a | 51.00 ± 1.00 | 51.00 ± 1.00 | 51.00 ± 1.00 | 0 |" in md
     assert "| b | **61.00 ± 1.00** |" in md
+
+
+def test_curves_round_trip_and_deep_net_legend(tmp_path):
+    """Saved curves load back equal; a 21-layer LR plot labels only its first and last layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ganno_jax.plotting import plot_layer_lrs
+
+    rng = np.random.default_rng(0)
+    curves = {(m, lr, 0.1): {"lrs": rng.random((2, 6, 21)), "test_accuracy": rng.random((2, 6))}
+              for m in ("ganno", "sgdr") for lr in (1e-3, 1e-2)}
+    save_curves(str(tmp_path / "c.npz"), curves)
+    back = load_curves(str(tmp_path / "c.npz"))
+    assert list(back) == list(curves)
+    for k in curves:
+        for name in curves[k]:
+            np.testing.assert_array_equal(back[k][name], curves[k][name])
+    assert len(plot_grid(str(tmp_path / "p_"), back, tau=5, label="t")) == 4
+
+    fig, (deep, shallow) = plt.subplots(1, 2)
+    plot_layer_lrs(deep, np.arange(6), curves[("ganno", 1e-3, 0.1)]["lrs"][0])
+    plot_layer_lrs(shallow, np.arange(6), curves[("ganno", 1e-3, 0.1)]["lrs"][0][:, :5])
+    assert [t.get_text() for t in deep.get_legend().get_texts()] == ["layer 1", "layer 21"]
+    assert len(shallow.get_legend().get_texts()) == 5
+    plt.close(fig)
 
 
 @pytest.mark.slow

@@ -8,6 +8,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from ganno_jax.plotting import plot_layer_lrs
+
 CSV_FIELDS = ("method", "env", "init_lr", "weight_decay", "seed", "test_accuracy", "test_loss",
               "final_val_accuracy", "diverged", "inner_steps", "wall_time_s")
 
@@ -60,6 +62,22 @@ def markdown_table(rows: list[dict], metric: str = "test_accuracy", title: str =
     return "\n".join(out) + "\n"
 
 
+def save_curves(path: str, curves: dict) -> None:
+    """Writes `curves` ({(method, init_lr, wd): {name: array}}) as `method|lr|wd|name` npz keys."""
+    np.savez_compressed(path, **{f"{m}|{lr:g}|{wd:g}|{k}": v for (m, lr, wd), c in curves.items()
+                                 for k, v in c.items()})
+
+
+def load_curves(path: str) -> dict:
+    """The inverse of `save_curves`, so plots can be redrawn from a finished evaluation."""
+    curves: dict = defaultdict(dict)
+    with np.load(path) as f:
+        for key in f.files:
+            m, lr, wd, name = key.split("|")
+            curves[(m, float(lr), float(wd))][name] = f[key]
+    return dict(curves)
+
+
 def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]:
     """Per-layer LR schedules and test accuracy over inner steps, one PNG pair per (init LR, wd).
 
@@ -84,15 +102,12 @@ def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]
         for ax, m in zip(axes.flat, methods):
             lrs = curves[(m, lr, wd)]["lrs"][0]  # first seed
             steps = np.arange(lrs.shape[0]) * tau
-            for layer in range(lrs.shape[1]):
-                ax.step(steps, np.maximum(lrs[:, layer], 1e-8), where="post", label=f"layer {layer + 1}")
-            ax.set_yscale("log")
+            plot_layer_lrs(ax, steps, lrs, step_plot=True, legend=ax is axes.flat[0], fontsize=6)
             ax.set_title(f"{m}", fontsize=9)
         for ax in axes[-1]:
             ax.set_xlabel("inner steps")
         for ax in axes[:, 0]:
             ax.set_ylabel("learning rate")
-        axes.flat[0].legend(fontsize=6)
         fig.suptitle(f"{label}: per-layer LR, init LR {lr:g}, wd {wd:g} (seed 0)", fontsize=10)
         fig.tight_layout()
         p = f"{path_prefix}lr_schedules_lr{lr:g}_wd{wd:g}.png"

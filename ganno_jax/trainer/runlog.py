@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from ganno_jax.plotting import plot_layer_lrs
+
 _CRC_TABLE = []
 for _i in range(256):
     _c = _i
@@ -130,11 +132,8 @@ def plot_episode(path: str, lrs: np.ndarray, val_accuracy: np.ndarray, tau: int,
 
     steps = (np.arange(len(lrs)) + 1) * tau
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    for layer in range(lrs.shape[1]):
-        ax1.plot(steps, np.maximum(lrs[:, layer], 1e-8), label=f"layer {layer + 1}")
-    ax1.set_yscale("log")
+    plot_layer_lrs(ax1, steps, lrs, fontsize=8)
     ax1.set_ylabel("learning rate")
-    ax1.legend(fontsize=8)
     ax1.set_title(title)
     ax2.plot(steps, val_accuracy, color="k")
     ax2.set_ylabel("validation accuracy")
