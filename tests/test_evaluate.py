@@ -104,7 +104,8 @@ def test_curves_round_trip_and_deep_net_legend(tmp_path):
     for k in curves:
         for name in curves[k]:
             np.testing.assert_array_equal(back[k][name], curves[k][name])
-    assert len(plot_grid(str(tmp_path / "p_"), back, tau=5, label="t")) == 4
+    written = plot_grid(str(tmp_path / "p_"), back, tau=5, label="t")
+    assert len(written) == 4 and all(os.path.getsize(p) > 0 for p in written)
 
     fig, (deep, shallow) = plt.subplots(1, 2)
     plot_layer_lrs(deep, np.arange(6), curves[("ganno", 1e-3, 0.1)]["lrs"][0])

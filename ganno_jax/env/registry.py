@@ -13,8 +13,8 @@ from ganno_jax.data.datasets import DATA_ENV_VAR, SKIP_CHECKSUMS_ENV_VAR, Datase
 from ganno_jax.env.ganno_env import GannoEnv
 from ganno_jax.env.types import EnvConfig, EnvParams
 from ganno_jax.errors import UserInputError
-from ganno_jax.inner.models import MODELS
 from ganno_jax.inner import optim
+from ganno_jax.inner.models import MODELS
 from ganno_jax.inner.task import InnerTask, TaskData
 
 DATASET_ALIASES = {"fmnist": "fashion_mnist", "mnist": "mnist", "cifar10": "cifar10"}
