@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from ganno_jax.env import observations, rewards
 from ganno_jax.env.actions import ACTION_SETS, apply_action_set
 from ganno_jax.env.types import Dynamics, EnvConfig, EnvParams, EnvState
-from ganno_jax.inner import optim
+from ganno_jax.inner import optim, shuffle
 from ganno_jax.inner.task import InnerTask, tree_finite
 from ganno_jax.errors import UserInputError
 
@@ -198,10 +198,11 @@ class GannoEnv:
         return 0.9 * state.last.pred_var + 0.1 * var, 0.9 * state.last.pred_change_var + 0.1 * change
 
     def val_subset(self, key: jax.Array, params: EnvParams):
-        """`n_val` validation examples drawn without replacement (the whole split if smaller)."""
+        """`n_val` validation examples drawn without replacement (the whole split if smaller):
+        the first `n_val` entries of a keyed permutation, computed for those entries only."""
         n = params.data.x_val.shape[0]
         if self.config.n_val >= n:
             return params.data.x_val, params.data.y_val
-        idx = jax.random.choice(key, n, (self.config.n_val,), replace=False)
+        idx = shuffle.permute(key, jnp.arange(self.config.n_val), n)
         return params.data.x_val[idx], params.data.y_val[idx]
 

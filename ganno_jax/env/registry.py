@@ -51,8 +51,8 @@ def make(env_id: str, model_width: float = 1.0, **overrides) -> tuple[GannoEnv, 
 
     Args:
       env_id: "<model>_<dataset>", e.g. "cnn2_fmnist", "cnn5_cifar10".
-      model_width: channel multiplier of the ResNets (1.0: the standard nets; e.g. 0.125 for CPU
-        experiments); other models accept only 1.0.
+      model_width: channel (hidden-unit) multiplier (1.0: the standard nets; e.g. 0.25 for the
+        CPU benchmark's cnn2, 0.125 for CPU-scale ResNets).
       **overrides: EnvConfig fields (tau, episode_length, n_val, noop_branch, reward, obs_set, ...)
         and EnvParams initial-condition fields (init_lr_low, init_lr_high, wd_low, wd_high).
 
@@ -63,7 +63,7 @@ def make(env_id: str, model_width: float = 1.0, **overrides) -> tuple[GannoEnv, 
     model_cls = MODELS[model_name]
     if model_width != 1.0:
         if "width" not in model_cls.__dataclass_fields__:
-            raise UserInputError(f"model_width applies to the ResNets only, not {model_name!r}")
+            raise UserInputError(f"model_width does not apply to {model_name!r}")
         if not 0 < model_width <= 4:
             raise UserInputError(f"model_width must be in (0, 4], got {model_width}")
     kwargs = {"width": model_width} if model_width != 1.0 else {}

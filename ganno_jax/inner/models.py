@@ -13,45 +13,50 @@ import jax.numpy as jnp
 from ganno_jax.inner.layers import Conv, max_pool2
 
 
+def _channels(n: int, width: float) -> int:
+    return max(1, int(n * width))
+
+
 class CNN2(nn.Module):
-    """Conv 32 3×3 SAME, ReLU, MaxPool 2 → Dense 10. Two agents (conv, linear)."""
+    """Conv 32 3×3 SAME, ReLU, MaxPool 2 → Dense 10. Two agents (conv, linear).
+    `width` scales the channel count (0.25: 8 channels, the CPU benchmark's net)."""
 
     num_classes: int = 10
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = max_pool2(nn.relu(Conv(32, (3, 3))(x)))
+        x = max_pool2(nn.relu(Conv(_channels(32, self.width), (3, 3))(x)))
         return nn.Dense(self.num_classes)(x.reshape(x.shape[0], -1))
 
 
 class CNN5(nn.Module):
-    """3 × [Conv 32/64/128 3×3 SAME, ReLU, MaxPool 2] → Dense 256, ReLU → Dense 10. Five agents."""
+    """3 × [Conv 32/64/128 3×3 SAME, ReLU, MaxPool 2] → Dense 256, ReLU → Dense 10. Five agents.
+    `width` scales every channel and hidden-unit count."""
 
     num_classes: int = 10
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         for features in (32, 64, 128):
-            x = max_pool2(nn.relu(Conv(features, (3, 3))(x)))
-        x = nn.relu(nn.Dense(256)(x.reshape(x.shape[0], -1)))
+            x = max_pool2(nn.relu(Conv(_channels(features, self.width), (3, 3))(x)))
+        x = nn.relu(nn.Dense(_channels(256, self.width))(x.reshape(x.shape[0], -1)))
         return nn.Dense(self.num_classes)(x)
 
 
 class MLP(nn.Module):
-    """Dense 256, ReLU → Dense 256, ReLU → Dense 10. Three agents."""
+    """Dense 256, ReLU → Dense 256, ReLU → Dense 10. Three agents. `width` scales the 256."""
 
     num_classes: int = 10
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = x.reshape(x.shape[0], -1)
         for _ in range(2):
-            x = nn.relu(nn.Dense(256)(x))
+            x = nn.relu(nn.Dense(_channels(256, self.width))(x))
         return nn.Dense(self.num_classes)(x)
-
-
-def _channels(n: int, width: float) -> int:
-    return max(1, int(n * width))
 
 
 def _bn(train: bool) -> nn.BatchNorm:

@@ -19,7 +19,7 @@ import optax
 from flax import struct
 
 from ganno_jax.data.datasets import Dataset
-from ganno_jax.inner import optim
+from ganno_jax.inner import optim, shuffle
 from ganno_jax.inner.layer_table import LayerTable, model_layer_table
 
 Params = Any  # nested dict of arrays
@@ -54,11 +54,16 @@ class InnerState:
 
 @struct.dataclass
 class BatchStream:
-    """Epoch-wise shuffled minibatch order, drawn inside jit."""
+    """Epoch-wise shuffled minibatch order, computed inside jit without materialising it.
 
-    perm: jax.Array  # (n_train,) int32 permutation of the current epoch
-    pos: jax.Array  # () int32 minibatches already taken from `perm`
-    key: jax.Array  # PRNG key for the next epoch's permutation
+    Epoch e visits the train split in the order `shuffle.permute(fold_in(key, e), ·, n_train)`;
+    only the entries a call needs are computed (see `ganno_jax.inner.shuffle`).
+    """
+
+    key: jax.Array  # PRNG key of the stream; each epoch folds its number in
+    epoch: jax.Array  # () int32 epochs completed
+    pos: jax.Array  # () int32 minibatches already taken in the current epoch
+    n_train: int = struct.field(pytree_node=False, default=0)  # size of the shuffled split
 
 
 @struct.dataclass
@@ -228,13 +233,11 @@ class InnerTask:
         return TrainMetrics(totals[0] / n, totals[1] / n)
 
     # --- minibatch order -------------------------------------------------------------------
-    # One permutation is drawn per `next_indices` call, unconditionally: a `lax.cond` per inner
-    # step becomes a select under `vmap` and would sort the whole train split at every step
-    # (25 ms for 50k examples on the development CPU).
+    # No permutation of the train split is ever materialised: a sort of 50k keys costs 27 ms on
+    # the development CPU, and under `vmap` a `lax.cond` that would skip it runs it anyway.
     def init_stream(self, key: jax.Array, n_train: int) -> BatchStream:
-        """A stream positioned at an epoch's end, so the first call draws a fresh permutation."""
-        per_epoch = n_train // self.batch_size
-        return BatchStream(jnp.arange(n_train, dtype=jnp.int32), jnp.int32(per_epoch), key)
+        """A stream at the start of its first epoch."""
+        return BatchStream(key, jnp.int32(0), jnp.int32(0), n_train)
 
     def next_indices(self, stream: BatchStream, n: int) -> tuple[jax.Array, BatchStream]:
         """The next `n` minibatches' indices, (n, batch), epoch-wise without replacement.
@@ -242,23 +245,21 @@ class InnerTask:
         The incomplete last minibatch of an epoch is dropped; `n` may cross at most one epoch
         boundary (n <= minibatches per epoch).
         """
-        n_train = stream.perm.shape[0]
-        per_epoch = n_train // self.batch_size
+        per_epoch = stream.n_train // self.batch_size
         if not 1 <= n <= per_epoch:
             raise ValueError(f"{n} minibatches per call, but an epoch has only {per_epoch} "
-                             f"(train split {n_train}, batch {self.batch_size})")
-        perm_key, key = jax.random.split(stream.key)
-        fresh = jax.random.permutation(perm_key, n_train).astype(jnp.int32)
+                             f"(train split {stream.n_train}, batch {self.batch_size})")
         pos = stream.pos + jnp.arange(n)
-        from_fresh = pos >= per_epoch
-        rows = jnp.where(from_fresh, pos - per_epoch, pos)
-        cols = jnp.arange(self.batch_size)
-        flat = rows[:, None] * self.batch_size + cols[None, :]
-        indices = jnp.where(from_fresh[:, None], fresh[flat], stream.perm[flat])
-        crossed = stream.pos + n > per_epoch
-        new = BatchStream(jnp.where(crossed, fresh, stream.perm),
-                          jnp.where(crossed, stream.pos + n - per_epoch, stream.pos + n).astype(jnp.int32),
-                          key)
+        in_next = pos >= per_epoch
+        rows = jnp.where(in_next, pos - per_epoch, pos)
+        flat = rows[:, None] * self.batch_size + jnp.arange(self.batch_size)[None, :]
+        this_epoch = shuffle.permute(jax.random.fold_in(stream.key, stream.epoch), flat, stream.n_train)
+        next_epoch = shuffle.permute(jax.random.fold_in(stream.key, stream.epoch + 1), flat,
+                                     stream.n_train)
+        indices = jnp.where(in_next[:, None], next_epoch, this_epoch)
+        crossed = stream.pos + n >= per_epoch
+        new = stream.replace(epoch=stream.epoch + crossed.astype(jnp.int32),
+                             pos=jnp.where(crossed, stream.pos + n - per_epoch, stream.pos + n))
         return indices, new
 
 

@@ -79,6 +79,30 @@ class Trainer(NamedTuple):
     shardings: Any  # RunnerState of NamedShardings (for checkpoint restore)
 
 
+def vmapped_step(env, keys: jax.Array, states, actions: jax.Array, params):
+    """`vmap(env.step)` over env copies, resetting only when some copy's episode ended.
+
+    Under `vmap` the auto-reset inside `env.step` is a select, so its reset (a network init, its
+    statistics) would run at every step. When the env also exposes gymnax's `step_env` (the step
+    without a reset), the reset runs under a `lax.cond` on "any copy done", outside the `vmap`,
+    with the same keys `env.step` would use: the result equals `vmap(env.step)` bit for bit.
+    """
+    if not hasattr(env, "step_env"):
+        return jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, states, actions, params)
+    split = jax.vmap(jax.random.split)(keys)  # (E, 2, key): env.step's (step_key, reset_key)
+    obs, states, reward, done, info = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
+        split[:, 0], states, actions, params)
+
+    def reset_done(obs_states):
+        obs, states = obs_states
+        new_obs, new_states = jax.vmap(env.reset, in_axes=(0, None))(split[:, 1], params)
+        pick = lambda r, s: jnp.where(done.reshape(done.shape + (1,) * (s.ndim - 1)), r, s)  # noqa: E731
+        return jax.tree.map(pick, (new_obs, new_states), (obs, states))
+
+    obs, states = jax.lax.cond(jnp.any(done), reset_done, lambda x: x, (obs, states))
+    return obs, states, reward, done, info
+
+
 def agent_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """Adam with global-norm clipping, for actor and critic together."""
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr, eps=1e-5))
@@ -150,8 +174,8 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
             log_prob = dist.log_prob(action[None])[0]
             value = critic.apply(agent.critic_params, obs_n)
             actions = action.reshape(n_env, num_agents)
-            next_obs, env_state, reward, done, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(env_key, n_env), env_state, actions, params)
+            next_obs, env_state, reward, done, info = vmapped_step(
+                env, jax.random.split(env_key, n_env), env_state, actions, params)
             tr = Transition(obs_n, action, log_prob, value, per_agent(reward), per_agent(done),
                             per_agent(reset), flat(hidden))
             carry = (env_state, next_obs, done, new_hidden.reshape(hidden.shape))
