@@ -51,14 +51,16 @@ ABSOLUTE_LRS = tuple(10.0 ** (-6 + k / 2) for k in range(13))
 ACTION_SETS = {"ganno": NUM_ACTIONS, "scale": len(SCALE_FACTORS), "absolute": len(ABSOLUTE_LRS)}
 
 
-def apply_action_set(lrs: jax.Array, actions: jax.Array, lr_max: float, action_set: str) -> jax.Array:
-    """`apply_actions` for the named action set (see the module docstring)."""
+def apply_action_set(lrs: jax.Array, actions: jax.Array, lr_max: float, action_set: str,
+                     lr_min: float = 0.0) -> jax.Array:
+    """`apply_actions` for the named action set (see the module docstring), clipped to
+    [lr_min, lr_max]; a no-op keeps an LR bit-identical (an initial LR of 0 stays 0)."""
     if action_set == "ganno":
-        return apply_actions(lrs, actions, lr_max)
+        return jnp.where(actions == NOOP, lrs, jnp.maximum(apply_actions(lrs, actions, lr_max), lr_min))
     if action_set == "scale":
         factor = jnp.asarray(SCALE_FACTORS, lrs.dtype)[actions]
-        new = jnp.clip(jnp.maximum(lrs, 1e-6) * factor, 0.0, lr_max)
+        new = jnp.clip(jnp.maximum(lrs, 1e-6) * factor, lr_min, lr_max)
         return jnp.where(actions == NOOP, lrs, new)
     if action_set == "absolute":
-        return jnp.clip(jnp.asarray(ABSOLUTE_LRS, lrs.dtype)[actions], 0.0, lr_max)
+        return jnp.clip(jnp.asarray(ABSOLUTE_LRS, lrs.dtype)[actions], lr_min, lr_max)
     raise ValueError(f"unknown action set {action_set!r}; known: {', '.join(ACTION_SETS)}")

@@ -55,6 +55,8 @@ class GannoEnv:
                 raise UserInputError(f"{name} must be a positive integer, got {getattr(config, name)}")
         if not 0 < config.lr_max < float("inf"):
             raise UserInputError(f"lr_max must be a positive finite number, got {config.lr_max}")
+        if not 0 <= config.lr_min < config.lr_max:
+            raise UserInputError(f"lr_min must be in [0, lr_max={config.lr_max}), got {config.lr_min}")
         self.task = task
         self.config = config
         self.obs_names = observations.OBS_SETS[config.obs_set]
@@ -80,6 +82,7 @@ class GannoEnv:
     def reset(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         """A fresh network with sampled (or fixed) initial LR and weight decay."""
         init_key, lr_key, wd_key, stream_key = jax.random.split(key, 4)
+        val_key = jax.random.fold_in(key, 4)  # the episode's validation subset, where it is fixed
         init_lr = _log_uniform(lr_key, params.init_lr_low, params.init_lr_high)
         wd = _log_uniform(wd_key, params.wd_low, params.wd_high)
         n = self.task.num_layers
@@ -87,14 +90,19 @@ class GannoEnv:
         stream = self.task.init_stream(stream_key, params.data.x_train.shape[0])
         stats = self.task.layer_stats(inner, jnp.zeros((n,), jnp.float32))
         # An untrained network's expected loss and accuracy stand in for measurements we have not
-        # made yet: measuring them would cost a validation pass on every auto-reset.
+        # made yet: measuring them would cost a validation pass on every auto-reset. Rewards that
+        # telescope over one fixed subset need the fresh network's value there, so they measure it.
         k = self.task.num_classes
         chance_loss, chance_acc = jnp.log(jnp.float32(k)), jnp.float32(1.0 / k)
+        val_loss, val_acc = chance_loss, chance_acc
+        if self.config.reward in rewards.FIXED_VAL_SUBSET:
+            val = self.task.evaluate(inner, *self.val_subset(val_key, params))
+            val_loss, val_acc = val.loss, val.accuracy
         zero = jnp.zeros((), jnp.float32)
-        last = Dynamics(chance_loss, chance_acc, chance_loss, chance_acc, jnp.zeros((), bool), stats,
+        last = Dynamics(chance_loss, chance_acc, val_loss, val_acc, jnp.zeros((), bool), stats,
                         zero, zero)
         state = EnvState(inner, stream, jnp.zeros((), jnp.int32), jnp.zeros((self.num_agents(),), jnp.int32),
-                         init_lr, wd, last, chance_loss, self._probe_probs(inner, params))
+                         init_lr, wd, last, chance_loss, self._probe_probs(inner, params), val_key)
         return self._obs(state), state
 
     def step(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
@@ -111,16 +119,13 @@ class GannoEnv:
         After a divergence the returned state holds non-finite parameters: only `step` (which
         resets) may be used to continue; evaluation uses `step_env` to read the final network.
         """
-        val_key = key
         cfg = self.config
         lrs = optim.get_learning_rates(state.inner.opt_state)
-        if cfg.global_lr:  # the one agent's action moves every layer's (equal) LR together
-            new_lrs = jnp.broadcast_to(
-                apply_action_set(lrs[:1], actions, cfg.lr_max, cfg.action_set), lrs.shape)
-        else:
-            new_lrs = apply_action_set(lrs, actions, cfg.lr_max, cfg.action_set)
+        act = lambda lr: apply_action_set(lr, actions, cfg.lr_max, cfg.action_set, cfg.lr_min)  # noqa: E731
+        # A single agent's action moves every layer's (equal) LR together.
+        new_lrs = jnp.broadcast_to(act(lrs[:1]), lrs.shape) if cfg.global_lr else act(lrs)
         indices, stream = self.task.next_indices(state.stream, cfg.tau)
-        x_val, y_val = self.val_subset(val_key, params)
+        x_val, y_val = self.val_subset(self.step_val_key(key, state.val_key), params)
 
         def run_branch(branch_lrs):
             inner = state.inner.replace(opt_state=optim.set_learning_rates(state.inner.opt_state, branch_lrs))
@@ -141,7 +146,8 @@ class GannoEnv:
         t = state.t + 1
         outcome = rewards.Outcome(val.accuracy, val.loss, noop_val.accuracy, noop_val.loss, diverged,
                                   state.best_val_loss, t, jnp.float32(cfg.episode_length),
-                                  jax.random.uniform(jax.random.fold_in(key, 1)))
+                                  jax.random.uniform(jax.random.fold_in(key, 1)),
+                                  state.last.val_accuracy, state.last.val_loss)
         reward = rewards.REWARDS[cfg.reward](outcome).astype(jnp.float32)
         best = jnp.where(jnp.isfinite(val.loss), jnp.minimum(state.best_val_loss, val.loss),
                          state.best_val_loss)
@@ -152,7 +158,7 @@ class GannoEnv:
                            state.weight_decay,
                            Dynamics(train.loss, train.accuracy, val.loss, val.accuracy, diverged, stats,
                                     pred_var, pred_change_var),
-                           best, probs)
+                           best, probs, state.val_key)
         info = {
             "lrs": new_lrs,
             "train_loss": jnp.nan_to_num(train.loss, nan=100.0, posinf=100.0),
@@ -196,6 +202,12 @@ class GannoEnv:
         var = jnp.mean(jnp.var(probs, axis=0))
         change = jnp.mean(jnp.var(probs - state.probe_probs, axis=0))
         return 0.9 * state.last.pred_var + 0.1 * var, 0.9 * state.last.pred_change_var + 0.1 * change
+
+    def step_val_key(self, step_key: jax.Array, episode_val_key: jax.Array) -> jax.Array:
+        """The key of a step's validation subset: the episode's (`EnvState.val_key`) for rewards
+        that telescope over one fixed subset, else the step's own (a fresh subset per step, as in
+        the paper)."""
+        return episode_val_key if self.config.reward in rewards.FIXED_VAL_SUBSET else step_key
 
     def val_subset(self, key: jax.Array, params: EnvParams):
         """`n_val` validation examples drawn without replacement (the whole split if smaller):

@@ -18,7 +18,8 @@ from ganno_jax.inner.models import MODELS
 from ganno_jax.inner.task import InnerTask, TaskData
 
 DATASET_ALIASES = {"fmnist": "fashion_mnist", "mnist": "mnist", "cifar10": "cifar10"}
-ENV_IDS = ("cnn2_fmnist", "cnn2_mnist", "cnn5_fmnist", "cnn5_cifar10", "mlp_mnist",
+ENV_IDS = ("cnn2_fmnist", "cnn2_mnist", "cnn5_fmnist", "cnn5_cifar10", "mlp_fmnist", "mlp_mnist",
+           "mlp5_fmnist", "mlp5_mnist",
            "resnet9_fmnist", "resnet9_cifar10", "resnet18_cifar10")
 
 # Initial-condition ranges of the paper (Appendix A): LogUniform[1e-5, 1e-2] LR, [1e-5, 1e-1] decay.

@@ -5,6 +5,14 @@ same state on the same minibatches and scored on the same validation subset, so 
 gives exactly 0. On divergence every kind returns its divergence reward (default for the
 difference reward: minus the no-op branch's accuracy, *our choice*; for the others the worst value
 of the scale: 0 accuracy or −100 loss) and the episode ends.
+
+Rewards without short-horizon bias (the one-step kinds above favour whatever raises the next
+measurement, e.g. a lower LR): `telescoping_accuracy` and `telescoping_log_loss` pay the change of
+the validation metric since the last env step, measured on ONE validation subset fixed for the
+whole episode (`FIXED_VAL_SUBSET`), so consecutive steps are paired and the undiscounted return
+telescopes to the episode's final improvement: Σ_t r_t = m(θ_T) − m(θ_0) (the env measures the
+fresh network at reset for these). `terminal_accuracy` pays the final network's accuracy on that
+subset at the last step and 0 before. A diverged network scores accuracy 0 and loss `MAX_LOSS`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ class Outcome:
     t: jax.Array  # () env steps taken, this one included
     episode_length: jax.Array  # () T
     u: jax.Array  # () a U(0, 1) draw (the subramanian2023 divergence penalty is random)
+    prev_val_accuracy: jax.Array = 0.0  # () the last env step's (or the fresh network's) accuracy
+    prev_val_loss: jax.Array = 0.0  # () and loss, on the same subset when it is fixed per episode
 
 
 def difference_accuracy(o: Outcome) -> jax.Array:
@@ -60,11 +70,44 @@ def subramanian2023(o: Outcome, gamma: float = 10.0, lam: float = 1.0) -> jax.Ar
     return jnp.where(o.diverged, -(1000.0 + 1000.0 * o.u), r)
 
 
+MAX_LOSS = 10.0  # losses are clipped to [MIN_LOSS, MAX_LOSS] before logs; divergence scores MAX_LOSS
+MIN_LOSS = 1e-4
+
+
+def _log_loss(loss: jax.Array) -> jax.Array:
+    return jnp.log(jnp.clip(jnp.nan_to_num(loss, nan=MAX_LOSS, posinf=MAX_LOSS), MIN_LOSS, MAX_LOSS))
+
+
+def telescoping_accuracy(o: Outcome) -> jax.Array:
+    """acc(θ_{t+1}) − acc(θ_t) on the episode's fixed subset: the return is the final improvement."""
+    acc = jnp.where(o.diverged, 0.0, jnp.nan_to_num(o.val_accuracy))
+    return acc - o.prev_val_accuracy
+
+
+def telescoping_log_loss(o: Outcome) -> jax.Array:
+    """log L(θ_t) − log L(θ_{t+1}) on the episode's fixed subset: the return is log(L_0 / L_T),
+    a continuous signal (accuracy on n_val examples moves in steps of 1/n_val)."""
+    new = jnp.where(o.diverged, jnp.log(MAX_LOSS), _log_loss(o.val_loss))
+    return _log_loss(o.prev_val_loss) - new
+
+
+def terminal_accuracy(o: Outcome) -> jax.Array:
+    """The final network's accuracy on the episode's fixed subset at the last step (0 if it
+    diverged), 0 at every other step."""
+    last = (o.t >= o.episode_length) & ~o.diverged
+    return jnp.where(last, jnp.nan_to_num(o.val_accuracy), 0.0)
+
+
 REWARDS: dict[str, Callable[[Outcome], jax.Array]] = {
     "difference_accuracy": difference_accuracy,
     "difference_loss": difference_loss,
     "accuracy": accuracy,
     "neg_val_loss": neg_val_loss,
     "subramanian2023": subramanian2023,
+    "telescoping_accuracy": telescoping_accuracy,
+    "telescoping_log_loss": telescoping_log_loss,
+    "terminal_accuracy": terminal_accuracy,
 }
 NEEDS_NOOP_BRANCH = {"difference_accuracy", "difference_loss"}
+# Rewards scored on one validation subset per episode (drawn at reset) instead of a fresh one per step.
+FIXED_VAL_SUBSET = {"telescoping_accuracy", "telescoping_log_loss", "terminal_accuracy"}

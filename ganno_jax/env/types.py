@@ -21,7 +21,8 @@ class EnvConfig:
     noop_branch: bool = True  # train the all-no-op counterfactual too (training only)
     reward: str = "difference_accuracy"  # see rewards.REWARDS
     obs_set: str = "full"  # see observations.OBS_SETS
-    lr_max: float = 0.1  # actions are clipped to [0, lr_max]
+    lr_max: float = 0.1  # actions are clipped to [lr_min, lr_max]
+    lr_min: float = 0.0  # > 0 keeps an action from switching a layer off (0 absorbs ×/÷ actions)
     global_lr: bool = False  # one agent sets one LR for every layer (single-agent presets)
     action_set: str = "ganno"  # see actions.ACTION_SETS
     inner_optimizer: str = "adamw"  # layerwise "adamw" (paper) or "sgd" (subramanian2023)
@@ -66,3 +67,4 @@ class EnvState:
     last: Dynamics  # what the next observation is built from
     best_val_loss: jax.Array  # () lowest validation loss of the episode so far (subramanian2023)
     probe_probs: jax.Array  # (n_probe, classes) predictions on the probe set after the last step
+    val_key: jax.Array  # PRNG key of the episode's validation subset (rewards.FIXED_VAL_SUBSET)

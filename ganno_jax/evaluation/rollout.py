@@ -74,7 +74,7 @@ def _init_carry(env, controller: Controller, obs, state, params):
         return obs, state, controller.init(env.num_agents(params))
     tx, _ = controller.optimizer(state.init_lr, state.weight_decay, _total_steps(env))
     inner = state.inner.replace(opt_state=tx.init(state.inner.params))
-    return inner, state.stream, state.init_lr, state.weight_decay, jnp.zeros((), jnp.int32)
+    return inner, state.stream, state.init_lr, state.weight_decay, jnp.zeros((), jnp.int32), state.val_key
 
 
 def _total_steps(env) -> int:
@@ -98,7 +98,7 @@ def _optimizer_block(env, controller: Controller, carry, key, params):
     """`tau` steps of the controller's own optax optimiser, on the env's minibatch order and
     validation subsets. The transform is rebuilt from (α, wd) in the carry: it is pure, so this
     costs nothing at run time. The recorded LR is the schedule's at the block's first step."""
-    inner, stream, alpha, wd, count = carry
+    inner, stream, alpha, wd, count, val_key = carry
     tx, schedule = controller.optimizer(alpha, wd, _total_steps(env))
     indices, stream = env.task.next_indices(stream, env.config.tau)
 
@@ -108,11 +108,12 @@ def _optimizer_block(env, controller: Controller, carry, key, params):
         return inner, loss
 
     inner, losses = jax.lax.scan(step, inner, indices)
-    x_val, y_val = env.val_subset(jax.random.split(key)[1], params)  # as `_agent_block` draws it
+    # The validation subset `_agent_block`'s `env.step_env` draws for the same key and episode.
+    x_val, y_val = env.val_subset(env.step_val_key(jax.random.split(key)[1], val_key), params)
     val = env.task.evaluate(inner, x_val, y_val)
     train_loss = losses.mean()
     diverged = ~(jnp.isfinite(train_loss) & jnp.isfinite(val.loss) & tree_finite(inner.params))
     lr = jnp.broadcast_to(schedule(count), (env.task.num_layers,))
     info = {"lrs": lr, "val_accuracy": jnp.nan_to_num(val.accuracy), "diverged": diverged,
             "train_loss": jnp.nan_to_num(train_loss, nan=100.0, posinf=100.0)}
-    return (inner, stream, alpha, wd, count + env.config.tau), inner, info
+    return (inner, stream, alpha, wd, count + env.config.tau, val_key), inner, info

@@ -46,17 +46,27 @@ class CNN5(nn.Module):
 
 
 class MLP(nn.Module):
-    """Dense 256, ReLU → Dense 256, ReLU → Dense 10. Three agents. `width` scales the 256."""
+    """Dense 256, ReLU → Dense 256, ReLU → Dense 10. Three agents. `width` scales the 256.
+
+    The CPU benchmark's network: an inner step costs 1.2 ms on the 2-core development CPU, a
+    cnn2 step 8–14 ms (see `ganno_jax/evaluation/benchmark.py`)."""
 
     num_classes: int = 10
     width: float = 1.0
+    hidden_layers: int = 2
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = x.reshape(x.shape[0], -1)
-        for _ in range(2):
+        for _ in range(self.hidden_layers):
             x = nn.relu(nn.Dense(_channels(256, self.width))(x))
         return nn.Dense(self.num_classes)(x)
+
+
+class MLP5(MLP):
+    """The deeper net of the MLP family: 4 × [Dense 256, ReLU] → Dense 10. Five agents."""
+
+    hidden_layers: int = 4
 
 
 def _bn(train: bool) -> nn.BatchNorm:
@@ -140,5 +150,5 @@ class ResNet18(nn.Module):
         return nn.Dense(self.num_classes)(x)
 
 
-MODELS: dict[str, type[nn.Module]] = {"cnn2": CNN2, "cnn5": CNN5, "mlp": MLP, "resnet9": ResNet9,
-                                      "resnet18": ResNet18}
+MODELS: dict[str, type[nn.Module]] = {"cnn2": CNN2, "cnn5": CNN5, "mlp": MLP, "mlp5": MLP5,
+                                      "resnet9": ResNet9, "resnet18": ResNet18}

@@ -28,7 +28,7 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
 }
 AGENTS = tuple(AGENT_PRESETS)
 # The env settings an agent preset fixes: evaluation rebuilds the env with a checkpoint's values.
-AGENT_ENV_FIELDS = ("obs_set", "global_lr", "action_set", "inner_optimizer", "lr_max")
+AGENT_ENV_FIELDS = ("obs_set", "global_lr", "action_set", "inner_optimizer", "lr_max", "lr_min")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +47,8 @@ class TrainConfig:
     global_lr: bool = False  # one agent, one LR for all layers (ganno-single-agent)
     action_set: str = "ganno"  # ganno_jax.env.actions.ACTION_SETS
     inner_optimizer: str = "adamw"  # layerwise "adamw" or "sgd"
-    lr_max: float = 0.1  # learning rates are clipped to [0, lr_max]
+    lr_max: float = 0.1  # actions clip learning rates to [lr_min, lr_max]
+    lr_min: float = 0.0  # > 0: no action switches a layer off
     # IPPO (paper Appendix A where given, else our choices).
     num_envs: int = 4  # parallel env copies, sharded over local devices
     total_env_steps: int = 50_000  # summed over env copies
@@ -82,7 +83,7 @@ class TrainConfig:
                 "batch_size": self.batch_size, "reward": self.reward, "obs_set": self.obs_set,
                 "model_width": self.model_width, "global_lr": self.global_lr,
                 "action_set": self.action_set, "inner_optimizer": self.inner_optimizer,
-                "lr_max": self.lr_max,
+                "lr_max": self.lr_max, "lr_min": self.lr_min,
                 # The counterfactual branch doubles the work: run it only for a reward that uses it.
                 "noop_branch": self.reward in NEEDS_NOOP_BRANCH}
 
