@@ -58,7 +58,11 @@ def run(args: argparse.Namespace) -> str:
     ckpt = read_checkpoint(args.ckpt) if args.ckpt else None
     ckpt_cfg = ckpt.config if ckpt else None
     default = f"{ckpt_cfg.agent},random,constant" if ckpt_cfg else "random,constant"
-    methods = [m.strip() for m in (args.methods or default).split(",") if m.strip()]
+    methods = [m.strip() for m in (default if args.methods is None else args.methods).split(",") if m.strip()]
+    if not methods:
+        raise UserInputError(f"--methods {args.methods!r} names no method; known: {', '.join(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise UserInputError(f"--methods {args.methods!r} names a method twice")
     for m in methods:
         if m not in METHODS:
             raise UserInputError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
@@ -79,9 +83,9 @@ def run(args: argparse.Namespace) -> str:
         raise UserInputError(f"--seeds must be a positive integer, got {num_seeds}")
     if os.path.exists(args.out):
         raise UserInputError(f"output folder {args.out} already exists; choose another --out")
-    overrides = dict(item.partition("=")[::2] for item in args.set)
-    from ganno_jax.trainer.config import AGENT_ENV_FIELDS, make_config
+    from ganno_jax.trainer.config import AGENT_ENV_FIELDS, make_config, parse_overrides
 
+    overrides = parse_overrides(args.set)
     allowed = {"tau", "episode_length", "n_val", "batch_size", "model_width"}
     if set(overrides) - allowed:
         raise UserInputError(f"--set accepts {', '.join(sorted(allowed))}; got {sorted(set(overrides) - allowed)}")
@@ -96,14 +100,23 @@ def run(args: argparse.Namespace) -> str:
     from ganno_jax.evaluation.controllers import MethodContext
     from ganno_jax.evaluation.rollout import make_rollout
 
-    env, params = make(args.env, noop_branch=False, reward="accuracy", **env_cfg)
+    from ganno_jax.env.rewards import NEEDS_NOOP_BRANCH
+
+    # Deployment has no no-op branch; otherwise the env measures as the agent was trained (a reward
+    # scored on one subset per episode also fixes the validation subsets and the reset measurement).
+    reward = ckpt_cfg.reward if ckpt_cfg and ckpt_cfg.reward not in NEEDS_NOOP_BRANCH else "accuracy"
+    env, params = make(args.env, noop_branch=False, reward=reward, **env_cfg)
     agent, agent_env = None, env
     if agent_methods:
         # The agent sees the env as it was trained to: its observation and action sets, one or many
         # agents (subramanian2023 also brings its optimiser: it schedules plain SGD).
         trained = {k: getattr(ckpt_cfg, k) for k in AGENT_ENV_FIELDS}
-        agent_env, _ = make(args.env, noop_branch=False, reward="accuracy", **trained, **env_cfg)
+        agent_env, _ = make(args.env, noop_branch=False, reward=reward, **trained, **env_cfg)
         agent = load_agent(ckpt, agent_env.obs_layout, args.env)  # refused before anything is written
+    lr_max = min(env.config.lr_max, agent_env.config.lr_max)
+    if max(init_lrs) > lr_max:
+        raise UserInputError(f"--init-lrs {max(init_lrs):g} is above lr_max={lr_max:g}, the largest LR "
+                             f"the agents may set; raise lr_max (train with --set lr_max=...) to use it")
     ctx = MethodContext(env.num_actions, agent, args.greedy)
     agent_ctx = MethodContext(agent_env.num_actions, agent, args.greedy)
     out = report.ensure_dir(args.out)
@@ -146,6 +159,9 @@ def run(args: argparse.Namespace) -> str:
              f"tau {env.config.tau}, T {env.config.episode_length}; seeds {num_seeds}")
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(_tables(rows, title))
+    agent_method = agent_methods[0] if agent_methods else None
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(report.summary(rows, agent_method), f, indent=2)
     report.save_curves(os.path.join(out, "curves.npz"), curves)
     report.plot_grid(os.path.join(out, ""), curves, env.config.tau, args.env)
     with open(os.path.join(out, "command.json"), "w") as f:

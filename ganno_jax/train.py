@@ -1,30 +1,47 @@
-"""Train a GANNO agent: `python -m ganno_jax.train --env cnn2_fmnist --preset cpu --out DIR`.
+"""Train a GANNO agent: `python -m ganno_jax.train --env mlp_fmnist --preset cpu --out DIR`.
 
-The host loop calls the compiled chunk of IPPO updates repeatedly; between chunks it appends
-metrics (JSONL + TensorBoard), saves an Orbax checkpoint, plots finished episodes' LR schedules
-and updates the progress bar. Bad input → one line on stderr and exit status 2.
+The host loop calls the compiled chunk of IPPO updates repeatedly; after each chunk it saves an
+Orbax checkpoint, then appends that chunk's metrics (JSONL + TensorBoard), plots finished
+episodes' LR schedules and updates the progress bar. Bad input → one line on stderr and exit
+status 2, with nothing written: every check (flags, data, a resumed checkpoint) runs before the
+run folder is touched.
+
+Resume (`--resume`): the run continues from its last checkpoint with its saved config. A flag
+that contradicts the saved run (another --env, --agent, --preset, --seed, or a --set value that
+differs) is refused. `RESUMABLE` settings may change: `total_env_steps` (to train longer) and
+`updates_per_chunk`. Outputs past the restored update (metrics rows, TensorBoard events, episode
+plots) are removed, so every update appears once.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 
 import numpy as np
 
 from ganno_jax.errors import UserInputError, cli_main
-from ganno_jax.trainer.config import AGENTS, PRESETS, config_from_json, make_config
+from ganno_jax.trainer.config import AGENTS, PRESETS, config_from_json, make_config, parse_overrides
+
+RESUMABLE = ("total_env_steps", "updates_per_chunk")
+SEED_RANGE = (0, 2**32 - 1)
+
+
+class TrainingFailed(Exception):
+    """The run cannot go on (the agent's loss became non-finite); the last good checkpoint stays."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ganno_jax.train", description=__doc__.splitlines()[0])
-    ap.add_argument("--env", default="cnn2_fmnist", help="environment id, e.g. cnn2_fmnist")
-    ap.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)}")
-    ap.add_argument("--agent", default="ganno", help=f"one of {', '.join(AGENTS)}")
-    ap.add_argument("--seed", default="0", help="integer seed")
+    ap.add_argument("--env", default=None, help="environment id, e.g. mlp_fmnist (default cnn2_fmnist)")
+    ap.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (default cpu)")
+    ap.add_argument("--agent", default=None, help=f"one of {', '.join(AGENTS)} (default ganno)")
+    ap.add_argument("--seed", default=None, help="integer seed in [0, 2^32) (default 0)")
     ap.add_argument("--out", required=True, help="run folder (must not exist unless --resume)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -32,28 +49,69 @@ def parse_args(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def resolve_config(args: argparse.Namespace):
-    """The run's config: from the run folder when resuming, else preset + flags."""
-    config_path = os.path.join(args.out, "config.json")
-    if args.resume:
-        if not os.path.exists(config_path):
-            raise UserInputError(f"--resume: {args.out} is not a run folder (no config.json)")
-        with open(config_path) as f:
-            return config_from_json(f.read())
-    if os.path.exists(args.out):
-        raise UserInputError(f"run folder {args.out} already exists; pass --resume to continue it "
-                             f"or choose another --out")
+def _seed(text: str) -> int:
     try:
-        seed = int(args.seed)
+        seed = int(text)
     except ValueError:
-        raise UserInputError(f"--seed must be an integer, got {args.seed!r}") from None
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserInputError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = value.strip()
-    return make_config(args.preset, args.env, overrides, agent=args.agent, seed=seed)
+        raise UserInputError(f"--seed must be an integer, got {text!r}") from None
+    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise UserInputError(f"--seed must be in [0, 2^32 - 1], got {text}")
+    return seed
+
+
+def resolve_config(args: argparse.Namespace):
+    """The run's config: preset + flags, or, with --resume, the saved one with the resumable
+    settings changed (contradicting flags are refused). Writes nothing."""
+    overrides = parse_overrides(args.set)
+    config_path = os.path.join(args.out, "config.json")
+    if not args.resume:
+        if os.path.exists(args.out):
+            raise UserInputError(f"run folder {args.out} already exists; pass --resume to continue it "
+                                 f"or choose another --out")
+        return make_config(args.preset or "cpu", args.env or "cnn2_fmnist", overrides,
+                           agent=args.agent or "ganno", seed=_seed(args.seed or "0"))
+    if not os.path.exists(config_path):
+        raise UserInputError(f"--resume: {args.out} is not a run folder (no config.json)")
+    try:
+        with open(config_path) as f:
+            saved = config_from_json(f.read())
+    except (ValueError, TypeError) as e:
+        raise UserInputError(f"--resume: {config_path} is not a readable config: {e}") from None
+    given = {"env": (args.env, saved.env_id), "agent": (args.agent, saved.agent),
+             "preset": (args.preset, saved.preset), "seed": (args.seed, str(saved.seed))}
+    for flag, (value, old) in given.items():
+        if value is not None and str(value) != str(old):
+            raise UserInputError(f"--resume: --{flag} {value} contradicts the saved run's {old}; "
+                                 f"a resumed run keeps its {flag}")
+    # What the overrides would make of the saved config; only RESUMABLE fields may differ.
+    fields = {k: v for k, v in dataclasses.asdict(saved).items() if k not in overrides and k not in ("env_id", "preset")}
+    wanted = make_config(saved.preset, saved.env_id, overrides, **fields)
+    for key in overrides:
+        if key not in RESUMABLE and getattr(wanted, key) != getattr(saved, key):
+            raise UserInputError(f"--resume: --set {key}={getattr(wanted, key)} contradicts the saved "
+                                 f"run's {getattr(saved, key)}; on resume only "
+                                 f"{', '.join(RESUMABLE)} may change")
+    return wanted
+
+
+def _create_out(path: str) -> list[str]:
+    """Creates the run folder (and missing parents); returns what it created, deepest last.
+    An unwritable place is a UserInputError, found before any data is loaded."""
+    missing, p = [], os.path.abspath(path)
+    while not os.path.exists(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    try:
+        os.makedirs(path)
+        probe = os.path.join(path, ".write_probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        for d in missing:
+            shutil.rmtree(d, ignore_errors=True)
+        raise UserInputError(f"cannot write the run folder --out {path}: {e.strerror or e}") from None
+    return missing[::-1]
 
 
 class EpisodeTracker:
@@ -73,8 +131,35 @@ class EpisodeTracker:
                 self.lrs, self.acc = [], []
 
 
+def _plot_update(name: str) -> int:
+    """The update that wrote `plots/episode_NNNN_uUUUUU.png`."""
+    return int(name.rsplit("_u", 1)[1].split(".")[0])
+
+
+def _truncate_plots(plots_dir: str, update: int) -> int:
+    """Removes episode plots written after `update`; returns how many remain."""
+    kept = 0
+    for name in os.listdir(plots_dir):
+        if name.startswith("episode_"):
+            if _plot_update(name) > update:
+                os.remove(os.path.join(plots_dir, name))
+            else:
+                kept += 1
+    return kept
+
+
 def run(args: argparse.Namespace) -> str:
     config = resolve_config(args)
+    created = [] if args.resume else _create_out(args.out)
+    try:
+        return _train(args, config)
+    except UserInputError:
+        for d in reversed(created):  # a refused fresh run leaves nothing behind
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+
+
+def _train(args: argparse.Namespace, config) -> str:
     import jax
     from tqdm import tqdm
 
@@ -85,25 +170,28 @@ def run(args: argparse.Namespace) -> str:
 
     env, env_params = make(config.env_id, **config.env_overrides())
     trainer = make_trainer(config, env, env_params)
-    os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
-    with open(os.path.join(args.out, "config.json"), "w") as f:
-        f.write(config.to_json())
-    mngr = checkpoint.manager(args.out)
     runner = trainer.init(jax.random.PRNGKey(config.seed))
-    logger = RunLogger(args.out)
     meta = {"config": json.loads(config.to_json()), "obs_layout": env.obs_layout,
             "num_agents": env.num_agents(env_params), "num_actions": env.num_actions,
             "env_id": config.env_id}
-    if args.resume and mngr.latest_step() is not None:
-        runner, saved = checkpoint.restore_runner(mngr, runner, trainer.shardings)
+    if args.resume and checkpoint.latest_step(args.out) is not None:
+        runner, saved = checkpoint.restore_runner(checkpoint.manager(args.out), runner, trainer.shardings)
         if saved.get("obs_layout") != env.obs_layout:
             raise UserInputError("the checkpoint's observation layout differs from this version's")
-        logger.truncate_after(int(runner.update))
+        if int(runner.update) > config.num_updates:
+            raise UserInputError(f"--resume: the run has done {int(runner.update)} updates, more than "
+                                 f"total_env_steps={config.total_env_steps} gives ({config.num_updates})")
+    # Everything is checked: from here on the run folder is written.
+    mngr = checkpoint.manager(args.out)
     start = int(runner.update)
-    # On resume, number new episodes after those already plotted (an episode cut by the
-    # interruption is not plotted: its first part was not kept).
-    plotted = [f for f in os.listdir(os.path.join(args.out, "plots")) if f.startswith("episode_")]
-    tracker = EpisodeTracker(len(plotted))
+    plots_dir = os.path.join(args.out, "plots")
+    os.makedirs(plots_dir, exist_ok=True)
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        f.write(config.to_json())
+    logger = RunLogger(args.out)
+    if args.resume:
+        logger.truncate_after(start)
+    tracker = EpisodeTracker(_truncate_plots(plots_dir, start))
     work = 2 if env.config.noop_branch else 1  # inner steps of work per action-branch inner step
     bar = tqdm(total=config.num_updates, initial=start, unit="update", dynamic_ncols=True,
                disable=os.environ.get("GANNO_NO_PROGRESS") == "1")
@@ -115,6 +203,12 @@ def run(args: argparse.Namespace) -> str:
         metrics = jax.device_get(metrics)
         traces = jax.device_get(traces)
         elapsed = time.time() - t0
+        bad = [i for i in range(n) if not np.isfinite(metrics["loss"][i])]
+        if bad:  # keep the last good checkpoint; write nothing of this chunk
+            raise TrainingFailed(
+                f"the agent's loss became non-finite at update {done_updates + bad[0] + 1}; the last "
+                f"good checkpoint is update {done_updates} in {args.out} (lower lr or check the env)")
+        checkpoint.save(mngr, done_updates + n, runner, meta)
         for i in range(n):
             update = done_updates + i + 1
             env_steps = update * config.env_steps_per_update
@@ -126,11 +220,10 @@ def run(args: argparse.Namespace) -> str:
             logger.write(row)
             for lrs, acc in tracker.feed(traces["lrs"][0, i], traces["val_accuracy"][0, i],
                                          traces["done"][0, i]):
-                plot_episode(os.path.join(args.out, "plots", f"episode_{tracker.count:04d}.png"),
+                plot_episode(os.path.join(plots_dir, f"episode_{tracker.count:04d}_u{update:05d}.png"),
                              lrs, acc, config.tau,
                              f"{config.env_id}: env 0, episode {tracker.count} (update {update})")
         done_updates += n
-        checkpoint.save(mngr, done_updates, runner, meta)
         rate = (done_updates - start) * config.env_steps_per_update / max(elapsed, 1e-9)
         bar.set_postfix(env_steps_s=f"{rate:.1f}", inner_steps_s=f"{rate * config.tau * work:.0f}",
                         reward=f"{metrics['reward'][-1]:.4f}")
@@ -142,7 +235,11 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv=None) -> int:
-    return cli_main(run, parse_args(argv), "run folder: {}")
+    try:
+        return cli_main(run, parse_args(argv), "run folder: {}")
+    except TrainingFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

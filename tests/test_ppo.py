@@ -44,6 +44,21 @@ def test_ppo_loss_hand_computed():
     np.testing.assert_allclose(aux.clip_fraction, 1.0)
 
 
+def test_ppo_loss_normalises_advantages_over_the_minibatch():
+    """The trainer's setting: advantages (3, 1) normalise to (1, −1) (mean 2, std 1), which turns
+    this case into the hand-computed one above; unnormalised, the same inputs give another loss."""
+    lp_new, lp_old = jnp.log(jnp.array([0.5, 0.2])), jnp.log(jnp.array([0.25, 0.4]))
+    value, old_value, target = jnp.array([1.0, 0.0]), jnp.array([0.5, 0.1]), jnp.array([2.0, 0.0])
+    args = (lp_new, lp_old, jnp.array([3.0, 1.0]), value, old_value, target, jnp.array([1.0, 3.0]))
+    kw = dict(clip_eps=0.2, value_clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)
+    total, aux = ppo.ppo_loss(*args, **kw, normalize_advantages=True)
+    np.testing.assert_allclose(aux.policy_loss, -0.2, rtol=1e-6)
+    np.testing.assert_allclose(total, -0.2 + 0.5 * 0.4225 - 0.01 * 2.0, rtol=1e-6, atol=1e-6)
+    _, raw = ppo.ppo_loss(*args, **kw, normalize_advantages=False)
+    # Raw: min(2·3, 1.2·3) = 3.6 and min(0.5·1, 0.8·1) = 0.5 → −(3.6 + 0.5)/2.
+    np.testing.assert_allclose(raw.policy_loss, -2.05, rtol=1e-6)
+
+
 def test_running_stats_equal_numpy_over_batches():
     rng = np.random.default_rng(0)
     batches = [rng.normal(3.0, 2.0, size=(n, 4)) for n in (5, 17, 40)]
@@ -68,6 +83,22 @@ def test_gru_state_resets_at_episode_boundaries():
     # Without the reset they differ (the carry matters).
     _, no_reset = gru.apply(params, h0, (x, jnp.zeros((6, 3), bool)))
     assert not np.allclose(no_reset[3:], fresh, atol=1e-3)
+
+
+def test_gru_resets_only_the_rows_whose_episode_starts():
+    """A reset in row 1 at step 3 restarts row 1 alone; rows 0 and 2 keep their carry."""
+    gru = ScannedGRU()
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 3, 5))
+    h0 = jax.random.normal(jax.random.PRNGKey(1), (3, 64))
+    params = gru.init(jax.random.PRNGKey(2), h0, (x, jnp.zeros((6, 3), bool)))
+    resets = jnp.zeros((6, 3), bool).at[3, 1].set(True)
+    _, ys = gru.apply(params, h0, (x, resets))
+    _, no_reset = gru.apply(params, h0, (x, jnp.zeros((6, 3), bool)))
+    _, fresh = gru.apply(params, jnp.zeros((3, 64)), (x[3:], jnp.zeros((3, 3), bool)))
+    np.testing.assert_array_equal(ys[:, [0, 2]], no_reset[:, [0, 2]])
+    np.testing.assert_array_equal(ys[:3, 1], no_reset[:3, 1])
+    np.testing.assert_allclose(ys[3:, 1], fresh[:, 1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ys[3:, 1], no_reset[3:, 1], atol=1e-3)
 
 
 def test_actor_runs_on_any_number_of_agents():

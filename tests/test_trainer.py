@@ -8,10 +8,12 @@ import chex
 import jax
 import numpy as np
 
+from ganno_jax.agent.networks import GRU_SIZE, Actor
 from ganno_jax.trainer import checkpoint
-from ganno_jax.trainer.anakin import make_trainer
+from ganno_jax.trainer.anakin import (EnvCarry, actor_on_sequences, init_agent, make_rollout, make_trainer,
+                                      sequence_batch)
 from ganno_jax.trainer.config import TrainConfig
-from toy_env import MatchEnv
+from toy_env import CueEnv, MatchEnv
 
 TOY = TrainConfig(num_envs=8, total_env_steps=8 * 32 * 25, rollout_len=32, seq_len=8,
                   num_minibatches=4, lr=3e-3)
@@ -23,6 +25,40 @@ def test_ppo_learns_an_observation_dependent_task():
     # Optimal return per step is 1.0; a uniform policy gets 0.25.
     assert float(np.mean(metrics["reward"][-3:])) >= 0.9
     assert float(metrics["reward"][0]) < 0.5
+
+
+def test_recurrent_ppo_learns_a_task_that_needs_memory():
+    """The cue is visible only at an episode's first step: without the GRU state carried through
+    the rollout and rebuilt correctly in the loss's sequences, reward stays at 1/4 per episode."""
+    cfg = TrainConfig(num_envs=8, total_env_steps=8 * 24 * 40, rollout_len=24, seq_len=8,
+                      num_minibatches=4, lr=3e-3, num_epochs=4, ent_coef=0.003)
+    _, (metrics, _) = make_trainer(cfg, CueEnv(episode_length=3), None).train(jax.random.PRNGKey(0))
+    per_episode = 3 * np.asarray(metrics["reward"])  # reward only at the third step
+    assert per_episode[:3].mean() < 0.45
+    assert per_episode[-5:].mean() > 0.85
+
+
+def test_loss_recomputes_the_rollouts_log_probs_exactly():
+    """After a rollout with dones inside recurrent chunks (episodes of 3 steps, chunks of 8) and a
+    chunk that starts mid-episode, the loss's sequence code gives the sampled log-probabilities:
+    ratio 1 and KL 0 (a hidden state fed one step late, or a misplaced reset, breaks this)."""
+    cfg = TrainConfig(num_envs=3, total_env_steps=48, rollout_len=16, seq_len=8, num_minibatches=1)
+    env = CueEnv(num_agents=2, episode_length=3)
+    agent = init_agent(jax.random.PRNGKey(0), cfg, env.obs_dim, env.num_actions)
+    obs, states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(1), 3), None)
+    carry = EnvCarry(states, obs, jnp.ones(3, bool), jnp.zeros((3, 2, GRU_SIZE)))
+    rollout = jax.jit(make_rollout(env, cfg, num_agents=2))
+    for k in range(2):  # the second rollout starts mid-episode with a non-zero GRU state
+        carry, ro = rollout(agent, carry, None, jax.random.PRNGKey(10 + k))
+    traj = ro.traj
+    dones = np.asarray(traj.done[:, 0])
+    assert dones[:8].any() and not dones[7] and not np.asarray(traj.reset)[8].any()  # mid-chunk ends
+    assert np.abs(np.asarray(traj.hidden[0])).max() > 0  # the rollout began with a carried state
+    seqs, h0 = sequence_batch(traj, cfg.seq_len)
+    dist = actor_on_sequences(Actor(env.num_actions), agent.actor_params, seqs, h0)
+    log_ratio = np.asarray(dist.log_prob(seqs.action) - seqs.log_prob)
+    np.testing.assert_allclose(np.exp(log_ratio), 1.0, rtol=0, atol=1e-6)
+    assert float(np.mean(np.exp(log_ratio) - 1 - log_ratio)) < 1e-10  # the approx. KL the loss reports
 
 
 def test_resume_from_checkpoint_is_exact(tmp_path):
@@ -55,7 +91,7 @@ def test_run_updates_compiles_once():
     assert trainer.run_updates._cache_size() == before == 1
 
 
-def test_two_forced_host_devices_share_one_agent():
+def test_two_forced_host_devices_hold_bit_identical_agents():
     code = (
         "import sys, jax, numpy as np; sys.path.insert(0, 'tests');"
         "from toy_env import MatchEnv;"
@@ -68,6 +104,12 @@ def test_two_forced_host_devices_share_one_agent():
         "assert tr['lrs'].shape[0] == 2;"  # one trace per device
         "leaf = jax.tree.leaves(r.agent.actor_params)[0];"
         "assert len(leaf.sharding.device_set) == 2 and leaf.sharding.is_fully_replicated;"
+        # Replication is declared by out_shardings, so compare what each device really holds: the
+        # two devices trained on different env copies and agree only if gradients were averaged.
+        "shards = lambda x: [np.asarray(s.data) for s in x.addressable_shards];"
+        "same = all(np.array_equal(*shards(x)) for x in jax.tree.leaves(r.agent));"
+        "envs = shards(r.obs);"
+        "assert same and envs[0].shape[0] == 2 and not np.array_equal(*envs);"
         "print('ok', float(m['reward'][-1]))"
     )
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")

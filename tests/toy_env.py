@@ -49,3 +49,52 @@ class MatchEnv:
         nxt = ToyState(jax.random.randint(key, (self._n,), 0, self.num_actions), jnp.where(done, 0, t))
         info = {"lrs": jnp.zeros(self._n), "val_accuracy": reward, "diverged": jnp.zeros((), bool), "t": t}
         return self._obs(nxt), nxt, reward, done, info
+
+
+@struct.dataclass
+class CueState:
+    cue: jax.Array  # (num_agents,) int32, shown at t = 0 only
+    t: jax.Array  # ()
+
+
+class CueEnv:
+    """A memory task: each agent sees a cue only at an episode's first step and is rewarded (team
+    mean) at the last step for recalling it. A policy without memory gets 1/num_actions per
+    episode; one that carries the cue in its GRU state gets 1. Episodes of `episode_length` steps
+    end inside recurrent chunks unless the chunk length divides it."""
+
+    num_actions = 4
+
+    def __init__(self, num_agents=2, episode_length=3):
+        self._n = num_agents
+        self.episode_length = episode_length
+        self.obs_names = tuple(f"cue_{i}" for i in range(self.num_actions)) + ("first", "last")
+
+    def num_agents(self, params=None):
+        return self._n
+
+    @property
+    def obs_dim(self):
+        return len(self.obs_names)
+
+    @property
+    def obs_layout(self):
+        return {"version": 0, "names": list(self.obs_names)}
+
+    def _obs(self, s):
+        first = s.t == 0
+        cue = jax.nn.one_hot(s.cue, self.num_actions) * first
+        flags = jnp.stack([first, s.t == self.episode_length - 1]).astype(jnp.float32)
+        return jnp.concatenate([cue, jnp.broadcast_to(flags, (self._n, 2))], axis=1)
+
+    def reset(self, key, params):
+        s = CueState(jax.random.randint(key, (self._n,), 0, self.num_actions), jnp.zeros((), jnp.int32))
+        return self._obs(s), s
+
+    def step(self, key, state, actions, params):
+        t = state.t + 1
+        done = t >= self.episode_length
+        reward = jnp.where(done, jnp.mean((actions == state.cue).astype(jnp.float32)), 0.0)
+        new_obs, new = self.reset(key, params)
+        nxt = jax.tree.map(lambda a, b: jnp.where(done, a, b), new, CueState(state.cue, t))
+        return jnp.where(done, new_obs, self._obs(nxt)), nxt, reward, done, {}

@@ -1,7 +1,10 @@
 """Shared recurrent actor and feed-forward critic (SPEC §4).
 
 Actor: obs → Dense 128 → Dense 128 → GRU 64 → Dense 64 → 9 logits (`distrax.Categorical`).
-Critic: obs → Dense 64 → Dense 64 → 1, on the agent's own observation.
+Critic: obs → Dense 64 → Dense 64 → 1, on the agent's own observation (`critic="independent"`,
+IPPO) or, with `critic="central"` (MAPPO-style), on the agent's observation followed by the mean and
+the max over all agents of the env: a summary of fixed size for any number of agents, so the
+critic generalises across depth as the policy does. The policy is unchanged either way.
 There is no agent-id input, so a policy trained with 2 agents runs on any number: agents are
 simply more rows of the batch. Shapes: time-major, (T, B, ...), B = envs × agents.
 """
@@ -58,3 +61,28 @@ class Critic(nn.Module):
         x = nn.relu(nn.Dense(64)(obs))
         x = nn.relu(nn.Dense(64)(x))
         return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
+
+
+CRITICS = ("independent", "central")
+
+
+def critic_features(obs: jax.Array, critic: str) -> jax.Array:
+    """The critic's input for each agent.
+
+    Args:
+      obs: (..., num_agents, obs_dim) normalised observations of one env (leading axes: envs, time).
+      critic: "independent" (own observation) or "central" (own, mean over agents, max over agents).
+
+    Returns:
+      (..., num_agents, obs_dim) or (..., num_agents, 3 · obs_dim).
+    """
+    if critic == "independent":
+        return obs
+    if critic == "central":
+        summary = jnp.concatenate([obs.mean(-2, keepdims=True), obs.max(-2, keepdims=True)], -1)
+        return jnp.concatenate([obs, jnp.broadcast_to(summary, obs.shape[:-1] + summary.shape[-1:])], -1)
+    raise ValueError(f"unknown critic {critic!r}; known: {', '.join(CRITICS)}")
+
+
+def critic_input_dim(obs_dim: int, critic: str) -> int:
+    return obs_dim if critic == "independent" else 3 * obs_dim

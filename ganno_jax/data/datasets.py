@@ -9,7 +9,8 @@ Choices (SPEC §2, written down here):
   reconstruction; `DatasetInfo.official` is then False), or the user opts out with
   `GANNO_SKIP_CHECKSUMS=1`. Anything else is a `DataError`.
 - Decoded uint8 arrays are cached as `.npz` under `$GANNO_CACHE_DIR` (default
-  `~/.cache/ganno_jax`), keyed by the files' paths, sizes and modification times.
+  `~/.cache/ganno_jax`), keyed by the files' content digests: files are verified on every load
+  (0.1 s for the MNIST family), so a file corrupted in place is caught even when a cache exists.
 """
 
 from __future__ import annotations
@@ -135,9 +136,9 @@ def _manifest_sha256(data_dir: str) -> dict[str, str]:
     return out
 
 
-def verify_file(path: str, official_md5: str, data_dir: str, rel: str) -> bool:
+def verify_file(path: str, official_md5: str, data_dir: str, rel: str, file_md5: str | None = None) -> bool:
     """Checks one file; returns True if it is the official file, False for a documented copy."""
-    file_md5 = formats.file_digest(path, "md5")
+    file_md5 = file_md5 or formats.file_digest(path, "md5")
     if file_md5 == official_md5:
         return True
     listed = _manifest_sha256(data_dir).get(os.path.normpath(rel))
@@ -154,25 +155,34 @@ def verify_file(path: str, official_md5: str, data_dir: str, rel: str) -> bool:
     )
 
 
-def _cache_path(spec: DatasetSpec, paths: list[str]) -> str:
+def _cache_path(spec: DatasetSpec, digests: list[str]) -> str:
     root = os.environ.get("GANNO_CACHE_DIR", os.path.expanduser("~/.cache/ganno_jax"))
     key = hashlib.sha1(spec.name.encode())
-    for p in paths:
-        st = os.stat(p)
-        key.update(f"{os.path.abspath(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for d in digests:
+        key.update(d.encode())
     return os.path.join(root, f"{spec.name}-{key.hexdigest()[:16]}.npz")
 
 
-def _decode_files(spec: DatasetSpec, folder: str, data_dir: str) -> tuple[dict, bool]:
-    """Verifies and decodes the original files in `folder`; returns (raw uint8 arrays, official)."""
-    official = True
+def _verify_present(spec: DatasetSpec, folder: str, data_dir: str, paths: list[str]) -> tuple[list[str], bool]:
+    """Verifies the original files before anything is read from them or from the cache; returns
+    (their MD5s, whether all are the official files). The extracted CIFAR-10 batches have no
+    published checksum: they are keyed by their MD5s but not verified."""
+    if spec.name == "cifar10" and not paths[0].endswith(spec.files["archive"]):
+        return [formats.file_digest(p, "md5") for p in paths], True
+    official, digests = True, []
+    for role, fname in spec.files.items():
+        path = os.path.join(folder, fname)
+        digests.append(formats.file_digest(path, "md5"))
+        official &= verify_file(path, spec.md5[role], data_dir, os.path.join(spec.name, fname), digests[-1])
+    return digests, official
+
+
+def _decode_files(spec: DatasetSpec, folder: str) -> dict:
+    """Decodes the (already verified) original files in `folder` into raw uint8 arrays."""
     if spec.name == "cifar10":
         archive = os.path.join(folder, spec.files["archive"])
         extracted = os.path.join(folder, "cifar-10-batches-bin")
         if os.path.exists(archive):
-            official = verify_file(
-                archive, spec.md5["archive"], data_dir, os.path.join(spec.name, spec.files["archive"])
-            )
             splits = formats.read_cifar_binary(archive)
         else:  # no checksum is published for the extracted batch files
             splits = formats.read_cifar_binary(extracted)
@@ -185,9 +195,7 @@ def _decode_files(spec: DatasetSpec, folder: str, data_dir: str) -> tuple[dict, 
     else:
         raw = {}
         for role, fname in spec.files.items():
-            path = os.path.join(folder, fname)
-            official &= verify_file(path, spec.md5[role], data_dir, os.path.join(spec.name, fname))
-            raw[role] = formats.read_idx(path)
+            raw[role] = formats.read_idx(os.path.join(folder, fname))
         for split in ("train", "test"):
             if len(raw[f"{split}_images"]) != len(raw[f"{split}_labels"]):
                 raise DataError(f"{folder}: {split} images and labels differ in count")
@@ -197,7 +205,7 @@ def _decode_files(spec: DatasetSpec, folder: str, data_dir: str) -> tuple[dict, 
             f"{folder}: images have shape {raw['train_images'].shape[1:]}, "
             f"{spec.name} needs {spec.image_shape}"
         )
-    return raw, official
+    return raw
 
 
 def _files_present(spec: DatasetSpec, folder: str) -> list[str] | None:
@@ -218,7 +226,10 @@ def _files_present(spec: DatasetSpec, folder: str) -> list[str] | None:
 def _load_tfds(spec: DatasetSpec) -> dict | None:
     """Reads a prepared tfds dataset (array_record; needs no TensorFlow), or None if unavailable."""
     try:
+        import absl.logging
         import tensorflow_datasets as tfds
+
+        absl.logging.set_verbosity(absl.logging.ERROR)  # "no dataset_info.json" is not the user's news
 
         raw = {}
         for split in ("train", "test"):
@@ -243,16 +254,16 @@ def load_raw(name: str) -> tuple[dict, DatasetInfo]:
         paths = _files_present(spec, folder)
         if paths is None:
             continue
-        cache = _cache_path(spec, paths)
+        digests, official = _verify_present(spec, folder, data_dir, paths)
+        cache = _cache_path(spec, digests)
         if os.path.exists(cache):
             try:
                 with np.load(cache) as z:
                     raw = {k: z[k] for k in z.files if k != "official"}
-                    official = bool(z["official"])
                 return raw, _info(spec, f"files:{folder}", official)
             except (OSError, ValueError, KeyError):
                 pass  # a broken cache is rebuilt from the files
-        raw, official = _decode_files(spec, folder, data_dir)
+        raw = _decode_files(spec, folder)
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         tmp = cache + f".{os.getpid()}.tmp.npz"
         np.savez(tmp, official=official, **raw)

@@ -136,3 +136,52 @@ def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]
 def ensure_dir(path: str) -> str:
     os.makedirs(path, exist_ok=True)
     return path
+
+
+SEPARATION_METHODS = ("constant", "linear", "cosine", "sgdr", "onecycle")
+
+
+def _mean_se(x: np.ndarray) -> tuple[float, float]:
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def paired(diffs: np.ndarray) -> dict:
+    """Mean, 95% CI (Student t over the n paired cells), wins (> 0) and n of paired differences."""
+    from scipy import stats
+
+    mean, se = _mean_se(diffs)
+    half = float(stats.t.ppf(0.975, len(diffs) - 1) * se) if len(diffs) > 1 else float("nan")
+    return {"mean_diff": mean, "se": se, "ci95": [mean - half, mean + half],
+            "wins": int(np.sum(diffs > 0)), "ties": int(np.sum(diffs == 0)), "n": int(len(diffs))}
+
+
+def summary(rows: list[dict], agent: str | None, metric: str = "test_accuracy") -> dict:
+    """The benchmark's `summary.json`: per method the mean, standard error and n of `metric` (in %)
+    over all (init LR, weight decay, seed) cells; for `agent`, per other method the paired
+    difference (agent − method) over the cells both ran; and how far the handcrafted schedules
+    separate at the best initial LR (best − worst of SEPARATION_METHODS present, paired over seeds,
+    in standard errors: the protocol must tell schedules apart)."""
+    cells: dict = defaultdict(dict)  # method -> {(lr, wd, seed): value in %}
+    for r in rows:
+        cells[r["method"]][(r["init_lr"], r["weight_decay"], r["seed"])] = 100.0 * r[metric]
+    out = {"metric": f"{metric} (%)", "methods": {}, "paired": {}}
+    for m, c in cells.items():
+        mean, se = _mean_se(np.array(list(c.values())))
+        out["methods"][m] = {"mean": mean, "se": se, "n": len(c)}
+    if agent is not None and agent in cells:
+        for m, c in cells.items():
+            if m != agent:
+                keys = sorted(set(c) & set(cells[agent]))
+                out["paired"][m] = paired(np.array([cells[agent][k] - c[k] for k in keys]))
+    hand = [m for m in SEPARATION_METHODS if m in cells]
+    if len(hand) >= 2:
+        lrs = sorted({k[0] for k in cells[hand[0]]})
+        best_of = {lr: max(np.mean([v for k, v in cells[m].items() if k[0] == lr]) for m in hand) for lr in lrs}
+        lr = max(lrs, key=best_of.get)
+        means = {m: np.mean([v for k, v in cells[m].items() if k[0] == lr]) for m in hand}
+        hi, lo = max(means, key=means.get), min(means, key=means.get)
+        keys = sorted(k for k in cells[hi] if k[0] == lr)
+        p = paired(np.array([cells[hi][k] - cells[lo][k] for k in keys]))
+        out["separation"] = {"init_lr": lr, "best": hi, "worst": lo, **p,
+                             "standard_errors": p["mean_diff"] / p["se"] if p["se"] > 0 else float("inf")}
+    return out

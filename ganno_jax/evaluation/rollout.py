@@ -59,6 +59,8 @@ def make_rollout(env, controller: Controller):
         data = params.data
         val = env.task.evaluate(inner, data.x_val, data.y_val)
         test = env.task.evaluate(inner, data.x_test, data.y_test)
+        # A network can stay finite and still overflow the loss on examples the blocks did not see.
+        diverged = diverged | ~jnp.isfinite(val.loss) | ~jnp.isfinite(test.loss)
         return EpisodeResult(
             lrs, val_acc, curve, train_loss,
             jnp.where(diverged, chance, val.accuracy),

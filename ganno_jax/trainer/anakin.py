@@ -5,8 +5,10 @@
   run_updates(runner, env_params, n) -> (runner, (metrics, traces)) stacked over n updates
   train(key) -> the same for the whole run, in one program
 and `make_train(config)` is the PureJaxRL-style shortcut returning `train` alone.
-Each update: `_env_step` scanned over the rollout (policy → vmap(env.step)), GAE, then
-`_update_epoch` × epochs, each shuffling recurrent sequences into `_update_minibatch`es.
+Each update: `make_rollout`'s scan over the rollout (policy → vmap(env.step)), GAE, then
+`_update_epoch` × epochs, each shuffling recurrent sequences (`sequence_batch`) into
+`_update_minibatch`es. The rollout and the sequence code are module-level functions so that tests
+can check that the loss recomputes exactly the log-probabilities the rollout sampled with.
 Environment copies are sharded over all local devices with `shard_map`; gradients and
 normaliser moments are averaged over the device axis, so every device holds the same agent.
 The env only has to follow the protocol in `ganno_jax.env.ganno_env`.
@@ -24,7 +26,7 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ganno_jax.agent import normalizer, ppo
-from ganno_jax.agent.networks import GRU_SIZE, Actor, Critic
+from ganno_jax.agent.networks import GRU_SIZE, Actor, Critic, critic_features, critic_input_dim
 from ganno_jax.trainer.config import TrainConfig
 
 AXIS = "device"
@@ -54,10 +56,22 @@ class RunnerState:
     update: jax.Array  # () int32 updates done
 
 
+class EnvCarry(NamedTuple):
+    """What the rollout carries from one env step to the next (RunnerState's env fields)."""
+
+    env_state: Any  # (E, ...)
+    obs: jax.Array  # (E, A, D) raw
+    reset: jax.Array  # (E,) bool
+    hidden: jax.Array  # (E, A, H)
+
+
 class Transition(NamedTuple):
-    obs: jax.Array  # (T, N, D) normalised; N = local envs × agents
+    """One rollout, time-major; N = env copies × agents, one row per agent."""
+
+    obs: jax.Array  # (T, N, D) normalised actor input
+    critic_obs: jax.Array  # (T, N, D') normalised critic input (D' = D or 3D, see critic_features)
     action: jax.Array  # (T, N)
-    log_prob: jax.Array  # (T, N)
+    log_prob: jax.Array  # (T, N) under the policy that sampled the action
     value: jax.Array  # (T, N) critic output (normalised scale)
     reward: jax.Array  # (T, N) team reward, copied to every agent
     done: jax.Array  # (T, N) this step ended the episode
@@ -65,11 +79,13 @@ class Transition(NamedTuple):
     hidden: jax.Array  # (T, N, H) GRU state before this step
 
 
-def _runner_specs(runner: RunnerState) -> RunnerState:
-    """PartitionSpecs: env-axis arrays sharded over devices, the rest replicated."""
-    rep = jax.tree.map(lambda _: P(), runner)
-    shard = lambda tree: jax.tree.map(lambda _: P(AXIS), tree)  # noqa: E731
-    return rep.replace(env_state=shard(runner.env_state), obs=P(AXIS), reset=P(AXIS), hidden=P(AXIS))
+class Rollout(NamedTuple):
+    traj: Transition
+    raw_obs: jax.Array  # (T, E, A, D) before normalisation (for the running statistics)
+    reward: jax.Array  # (T, E)
+    done: jax.Array  # (T, E)
+    info: dict  # (T, E, ...) arrays of the env's info
+    last_critic_obs: jax.Array  # (N, D') the critic's input after the last step (bootstrap)
 
 
 class Trainer(NamedTuple):
@@ -109,24 +125,76 @@ def agent_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 
 def init_agent(key: jax.Array, config: TrainConfig, obs_dim: int, num_actions: int) -> AgentState:
-    """A fresh agent; its structure depends only on obs_dim and num_actions (not on the env)."""
+    """A fresh agent; its structure depends only on obs_dim, num_actions and the critic kind."""
     actor_key, critic_key = jax.random.split(key)
-    dummy = jnp.zeros((1, 1, obs_dim))
-    actor_params = Actor(num_actions).init(actor_key, jnp.zeros((1, GRU_SIZE)), dummy,
+    actor_params = Actor(num_actions).init(actor_key, jnp.zeros((1, GRU_SIZE)), jnp.zeros((1, 1, obs_dim)),
                                            jnp.zeros((1, 1), bool))
-    critic_params = Critic().init(critic_key, dummy)
+    critic_params = Critic().init(critic_key, jnp.zeros((1, 1, critic_input_dim(obs_dim, config.critic))))
     return AgentState(actor_params, critic_params,
                       agent_optimizer(config).init((actor_params, critic_params)),
                       normalizer.init_stats((obs_dim,)), normalizer.init_stats(()))
 
 
-def make_train(config: TrainConfig, env=None, env_params=None):
-    """`train(key)` for `config` (PureJaxRL style); builds the env from `config.env_id` if needed."""
-    if env is None:
-        from ganno_jax.env import make
-        env, env_params = make(config.env_id, **config.env_overrides())
-    trainer = make_trainer(config, env, env_params)
-    return trainer.train
+def make_rollout(env, config: TrainConfig, num_agents: int):
+    """`rollout(agent, carry, params, key) -> (carry, Rollout)`: `config.rollout_len` env steps of
+    every env copy in `carry` under the agent's sampled actions (pure; no device axis)."""
+    actor, critic = Actor(env.num_actions), Critic()
+
+    def rollout(agent: AgentState, carry: EnvCarry, params, key: jax.Array):
+        n_env = carry.obs.shape[0]
+        flat = lambda x: x.reshape((n_env * num_agents,) + x.shape[2:])  # noqa: E731
+        per_agent = lambda x: jnp.repeat(x, num_agents)  # (E,) -> (E*A,)  # noqa: E731
+
+        def critic_input(obs_n):  # (E*A, D) normalised -> (E*A, D')
+            return flat(critic_features(obs_n.reshape(n_env, num_agents, -1), config.critic))
+
+        def _env_step(carry: EnvCarry, step_key):
+            policy_key, env_key = jax.random.split(step_key)
+            obs_n = normalizer.normalize(agent.obs_stats, flat(carry.obs))
+            new_hidden, dist = actor.apply(agent.actor_params, flat(carry.hidden), obs_n[None],
+                                           per_agent(carry.reset)[None])
+            action = dist.sample(seed=policy_key)[0]
+            log_prob = dist.log_prob(action[None])[0]
+            c_obs = critic_input(obs_n)
+            value = critic.apply(agent.critic_params, c_obs)
+            next_obs, env_state, reward, done, info = vmapped_step(
+                env, jax.random.split(env_key, n_env), carry.env_state,
+                action.reshape(n_env, num_agents), params)
+            tr = Transition(obs_n, c_obs, action, log_prob, value, per_agent(reward), per_agent(done),
+                            per_agent(carry.reset), flat(carry.hidden))
+            new = EnvCarry(env_state, next_obs, done, new_hidden.reshape(carry.hidden.shape))
+            return new, (tr, carry.obs, reward, done, info)
+
+        carry, (traj, raw_obs, rewards, dones, infos) = jax.lax.scan(
+            _env_step, carry, jax.random.split(key, config.rollout_len))
+        last = critic_input(normalizer.normalize(agent.obs_stats, flat(carry.obs)))
+        return carry, Rollout(traj, raw_obs, rewards, dones, infos, last)
+
+    return rollout
+
+
+def to_sequences(x: jax.Array, seq_len: int) -> jax.Array:
+    """(T, N, ...) -> (L, S, ...): consecutive chunks of L = seq_len steps of each row; sequence
+    s = c·N + n is chunk c of row n (S = T/L · N)."""
+    x = x.reshape((x.shape[0] // seq_len, seq_len) + x.shape[1:])
+    x = jnp.swapaxes(x, 0, 1)
+    return x.reshape((seq_len, -1) + x.shape[3:])
+
+
+def sequence_batch(traj: Transition, seq_len: int) -> tuple[Transition, jax.Array]:
+    """The rollout as recurrent sequences, and each sequence's initial GRU state.
+
+    Returns:
+      (Transition with fields (L, S, ...), h0 (S, H)): h0 is the state the rollout's GRU held before
+      the sequence's first step; resets inside a sequence are in `reset`.
+    """
+    return jax.tree.map(lambda x: to_sequences(x, seq_len), traj), to_sequences(traj.hidden, seq_len)[0]
+
+
+def actor_on_sequences(actor: Actor, actor_params, seqs: Transition, h0: jax.Array):
+    """The policy's distribution over (L, S) sequence steps, as the loss computes it."""
+    _, dist = actor.apply(actor_params, h0, seqs.obs, seqs.reset)
+    return dist
 
 
 def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
@@ -136,15 +204,15 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     if config.num_envs % num_devices:
         raise ValueError(f"num_envs={config.num_envs} is not divisible by {num_devices} devices")
     mesh = Mesh(np.array(devices), (AXIS,))
-    local_seqs = config.rollout_len // config.seq_len * config.num_envs // num_devices \
-        * env.num_agents(env_params)
+    num_agents = env.num_agents(env_params)
+    local_seqs = config.rollout_len // config.seq_len * config.num_envs // num_devices * num_agents
     if local_seqs % config.num_minibatches:
         raise ValueError(f"{local_seqs} recurrent sequences per device do not split into "
                          f"{config.num_minibatches} minibatches")
-    num_agents = env.num_agents(env_params)
     obs_dim = env.obs_dim
     actor, critic = Actor(env.num_actions), Critic()
     tx = agent_optimizer(config)
+    rollout = make_rollout(env, config, num_agents)
 
     def init(key: jax.Array) -> RunnerState:
         agent_key, env_key, key = jax.random.split(key, 3)
@@ -155,66 +223,36 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
                            jnp.zeros((config.num_envs, num_agents, GRU_SIZE)), key,
                            jnp.zeros((), jnp.int32))
 
-    def _update(runner: RunnerState, params) -> tuple[RunnerState, dict]:
+    def _loss(net_params, seqs: Transition, adv, tgt, h0):
+        actor_params, critic_params = net_params
+        dist = actor_on_sequences(actor, actor_params, seqs, h0)
+        value = critic.apply(critic_params, seqs.critic_obs)
+        return ppo.ppo_loss(dist.log_prob(seqs.action), seqs.log_prob, adv, value, seqs.value, tgt,
+                            dist.entropy(), config.clip_eps, config.value_clip_eps,
+                            config.vf_coef, config.ent_coef)
+
+    def _update(runner: RunnerState, params) -> tuple[RunnerState, tuple[dict, dict]]:
         """One IPPO update on this device's env copies."""
         key, rollout_key, epoch_key = jax.random.split(runner.key, 3)
         local_key = jax.random.fold_in(rollout_key, jax.lax.axis_index(AXIS))
         agent = runner.agent
-        n_env = runner.obs.shape[0]
-        flat = lambda x: x.reshape((n_env * num_agents,) + x.shape[2:])  # noqa: E731
-        per_agent = lambda x: jnp.repeat(x, num_agents)  # (E,) -> (E*A,)  # noqa: E731
-
-        def _env_step(carry, step_key):
-            env_state, obs, reset, hidden = carry
-            policy_key, env_key = jax.random.split(step_key)
-            obs_n = normalizer.normalize(agent.obs_stats, flat(obs))
-            new_hidden, dist = actor.apply(agent.actor_params, flat(hidden), obs_n[None],
-                                           per_agent(reset)[None])
-            action = dist.sample(seed=policy_key)[0]
-            log_prob = dist.log_prob(action[None])[0]
-            value = critic.apply(agent.critic_params, obs_n)
-            actions = action.reshape(n_env, num_agents)
-            next_obs, env_state, reward, done, info = vmapped_step(
-                env, jax.random.split(env_key, n_env), env_state, actions, params)
-            tr = Transition(obs_n, action, log_prob, value, per_agent(reward), per_agent(done),
-                            per_agent(reset), flat(hidden))
-            carry = (env_state, next_obs, done, new_hidden.reshape(hidden.shape))
-            return carry, (tr, obs, reward, done, info)
-
-        carry = (runner.env_state, runner.obs, runner.reset, runner.hidden)
-        carry, (traj, raw_obs, rewards, dones, infos) = jax.lax.scan(
-            _env_step, carry, jax.random.split(local_key, config.rollout_len))
-        env_state, last_obs, last_reset, last_hidden = carry
+        carry = EnvCarry(runner.env_state, runner.obs, runner.reset, runner.hidden)
+        carry, ro = rollout(agent, carry, params, local_key)
+        traj = ro.traj
 
         # Advantages in the raw value scale, per agent-trajectory.
         v_raw = normalizer.denormalize(agent.value_stats, traj.value)
-        last_v = normalizer.denormalize(agent.value_stats, critic.apply(
-            agent.critic_params, normalizer.normalize(agent.obs_stats, flat(last_obs))))
+        last_v = normalizer.denormalize(agent.value_stats, critic.apply(agent.critic_params,
+                                                                        ro.last_critic_obs))
         adv, targets = jax.vmap(ppo.gae, in_axes=(1, 1, 1, 0, None, None), out_axes=1)(
             traj.reward, v_raw, traj.done, last_v, config.gamma, config.gae_lambda)
         value_stats = normalizer.update_stats(agent.value_stats, targets, AXIS)
-        obs_stats = normalizer.update_stats(agent.obs_stats, raw_obs, AXIS)
+        obs_stats = normalizer.update_stats(agent.obs_stats, ro.raw_obs, AXIS)
         targets_n = normalizer.normalize(value_stats, targets, clip=1e6)
 
-        # Recurrent sequences: (T, N) -> (L, S) with S = (T / L) * N, initial hidden per sequence.
-        n_chunks = config.rollout_len // config.seq_len
-
-        def to_seqs(x):
-            x = x.reshape((n_chunks, config.seq_len) + x.shape[1:])
-            x = jnp.swapaxes(x, 0, 1)
-            return x.reshape((config.seq_len, -1) + x.shape[3:])
-
-        seqs = jax.tree.map(to_seqs, (traj, adv, targets_n))
-        init_hidden = traj.hidden[:: config.seq_len].reshape(-1, GRU_SIZE)  # (S, H)
-        num_seqs = init_hidden.shape[0]
-
-        def _loss(net_params, tr, adv, tgt, h0):
-            actor_params, critic_params = net_params
-            _, dist = actor.apply(actor_params, h0, tr.obs, tr.reset)
-            value = critic.apply(critic_params, tr.obs)
-            return ppo.ppo_loss(dist.log_prob(tr.action), tr.log_prob, adv, value, tr.value, tgt,
-                                dist.entropy(), config.clip_eps, config.value_clip_eps,
-                                config.vf_coef, config.ent_coef)
+        seqs, h0 = sequence_batch(traj, config.seq_len)
+        seq_adv, seq_tgt = to_sequences(adv, config.seq_len), to_sequences(targets_n, config.seq_len)
+        num_seqs = h0.shape[0]
 
         def _update_minibatch(state, batch):
             net_params, opt_state = state
@@ -227,8 +265,8 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
         def _update_epoch(state, perm_key):
             perm = jax.random.permutation(perm_key, num_seqs)
             split = lambda x, ax: jnp.stack(jnp.split(jnp.take(x, perm, axis=ax), config.num_minibatches, axis=ax))  # noqa: E731
-            batches = (jax.tree.map(lambda x: split(x, 1), seqs[0]),
-                       split(seqs[1], 1), split(seqs[2], 1), split(init_hidden, 0))
+            batches = (jax.tree.map(lambda x: split(x, 1), seqs), split(seq_adv, 1), split(seq_tgt, 1),
+                       split(h0, 0))
             return jax.lax.scan(_update_minibatch, state, batches)
 
         (net_params, opt_state), (losses, aux) = jax.lax.scan(
@@ -236,23 +274,8 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
             jax.random.split(epoch_key, config.num_epochs))
         agent = AgentState(net_params[0], net_params[1], opt_state, obs_stats, value_stats)
 
-        ended = dones.astype(jnp.float32)
-        metrics = {
-            "reward": jnp.mean(rewards),
-            "episodes": jnp.sum(ended),
-            "final_val_accuracy_sum": jnp.sum(ended * infos["val_accuracy"]),
-            "diverged": jnp.sum(infos["diverged"].astype(jnp.float32)),
-            "val_accuracy": jnp.mean(infos["val_accuracy"]),
-            "loss": losses.mean(),
-            **{k: v.mean() for k, v in aux.__dict__.items()},
-        }
-        metrics = jax.lax.pmean(metrics, AXIS)
-        for k in ("episodes", "final_val_accuracy_sum", "diverged"):
-            metrics[k] = metrics[k] * num_devices  # sums, not means, over devices
-        # The first local env copy's trajectory, for LR-schedule plots: (1, T, ...) per device.
-        traces = {"lrs": infos["lrs"][None, :, 0], "val_accuracy": infos["val_accuracy"][None, :, 0],
-                  "done": dones[None, :, 0], "t": infos["t"][None, :, 0]}
-        runner = RunnerState(agent, env_state, last_obs, last_reset, last_hidden, key,
+        metrics, traces = _metrics(ro, losses, aux, num_devices)
+        runner = RunnerState(agent, carry.env_state, carry.obs, carry.reset, carry.hidden, key,
                              runner.update + 1)
         return runner, (metrics, traces)
 
@@ -262,7 +285,7 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     def run_updates(runner: RunnerState, params, n: int):
         """`n` IPPO updates in one compiled program; returns (runner, (metrics, traces))."""
         specs = _runner_specs(runner)
-        out_specs = (specs, ({k: P() for k in _METRIC_KEYS}, P(AXIS)))
+        out_specs = (specs, ({k: P() for k in METRIC_KEYS}, P(AXIS)))
         fn = jax.shard_map(lambda r, p: _swap_trace_axes(_run_local(r, p, n)), mesh=mesh,
                            in_specs=(specs, P()), out_specs=out_specs, check_vma=False)
         return fn(runner, params)
@@ -284,8 +307,54 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     return Trainer(init_jit, run_jit, train, shardings)
 
 
-_METRIC_KEYS = ("reward", "episodes", "final_val_accuracy_sum", "diverged", "val_accuracy", "loss",
-                "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+def make_train(config: TrainConfig, env=None, env_params=None):
+    """`train(key)` for `config` (PureJaxRL style); builds the env from `config.env_id` if needed."""
+    if env is None:
+        from ganno_jax.env import make
+        env, env_params = make(config.env_id, **config.env_overrides())
+    return make_trainer(config, env, env_params).train
+
+
+# Metrics of every update; the GANNO-specific ones read optional info keys (zeros without them).
+METRIC_KEYS = ("reward", "episodes", "final_val_accuracy_sum", "diverged", "val_accuracy", "loss",
+               "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+SUMMED_METRICS = ("episodes", "final_val_accuracy_sum", "diverged")  # sums over devices, not means
+
+
+def _metrics(ro: Rollout, losses, aux, num_devices: int) -> tuple[dict, dict]:
+    """Device-averaged metrics of one update and env 0's trace for the LR plots.
+
+    The env protocol's `info` may lack GANNO's keys ("val_accuracy", "diverged", "lrs", "t"):
+    their metrics are then 0 and the traces hold zeros.
+    """
+    ended = ro.done.astype(jnp.float32)
+    info = ro.info
+    zeros = jnp.zeros_like(ended)
+    val_acc = info.get("val_accuracy", zeros)
+    metrics = {
+        "reward": jnp.mean(ro.reward),
+        "episodes": jnp.sum(ended),
+        "final_val_accuracy_sum": jnp.sum(ended * val_acc),
+        "diverged": jnp.sum(info.get("diverged", zeros).astype(jnp.float32)),
+        "val_accuracy": jnp.mean(val_acc),
+        "loss": losses.mean(),
+        **{k: v.mean() for k, v in aux.__dict__.items()},
+    }
+    metrics = jax.lax.pmean(metrics, AXIS)
+    for k in SUMMED_METRICS:
+        metrics[k] = metrics[k] * num_devices
+    # The first local env copy's trajectory, for LR-schedule plots: (1, T, ...) per device.
+    lrs = info.get("lrs", jnp.zeros(ro.done.shape + (1,)))
+    traces = {"lrs": lrs[None, :, 0], "val_accuracy": val_acc[None, :, 0],
+              "done": ro.done[None, :, 0], "t": info.get("t", zeros.astype(jnp.int32))[None, :, 0]}
+    return metrics, traces
+
+
+def _runner_specs(runner: RunnerState) -> RunnerState:
+    """PartitionSpecs: env-axis arrays sharded over devices, the rest replicated."""
+    rep = jax.tree.map(lambda _: P(), runner)
+    shard = lambda tree: jax.tree.map(lambda _: P(AXIS), tree)  # noqa: E731
+    return rep.replace(env_state=shard(runner.env_state), obs=P(AXIS), reset=P(AXIS), hidden=P(AXIS))
 
 
 def _swap_trace_axes(out):

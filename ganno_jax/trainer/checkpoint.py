@@ -4,10 +4,15 @@ Three items per step, so that evaluation can restore the agent alone, for any en
   agent:  AgentState (policy/critic params, their optimiser state, normalisers)
   runner: the rest of RunnerState (env states, observations, GRU states, RNG, update count)
   meta:   JSON: config, observation layout, number of agents of the training env, versions
+Integrity: Orbax (TensorStore) stores array chunks without checksums, so a flipped byte inside an
+array file restores silently. Each step folder gets `MANIFEST` (SHA-256 of every file Orbax
+wrote) once the save is complete, and every restore verifies it first; a mismatch is a
+CheckpointError naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -17,6 +22,13 @@ import orbax.checkpoint as ocp
 from ganno_jax.errors import CheckpointError
 
 FORMAT_VERSION = 1
+
+
+def latest_step(run_dir: str) -> int | None:
+    """The newest checkpoint step of a run folder, read without creating anything."""
+    path = os.path.join(run_dir, "checkpoints")
+    steps = [int(d) for d in os.listdir(path) if d.isdigit()] if os.path.isdir(path) else []
+    return max(steps) if steps else None
 
 
 def manager(run_dir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
@@ -35,6 +47,60 @@ def save(mngr: ocp.CheckpointManager, step: int, runner, meta: dict) -> None:
         runner=ocp.args.StandardSave(runner.replace(agent=None)),
         meta=ocp.args.JsonSave(meta)))
     mngr.wait_until_finished()
+    write_manifest(os.path.join(str(mngr.directory), str(step)))
+
+
+MANIFEST = "MANIFEST"
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(step_dir: str) -> list[str]:
+    out = []
+    for root, _, names in os.walk(step_dir):
+        out += [os.path.relpath(os.path.join(root, n), step_dir) for n in names if n != MANIFEST]
+    return sorted(out)
+
+
+def write_manifest(step_dir: str) -> None:
+    """Records the SHA-256 of every file of a finished checkpoint step."""
+    digests = {rel: _sha256(os.path.join(step_dir, rel)) for rel in _files(step_dir)}
+    tmp = os.path.join(step_dir, MANIFEST + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(digests, f, indent=0, sort_keys=True)
+    os.replace(tmp, os.path.join(step_dir, MANIFEST))
+
+
+def verify_manifest(step_dir: str, items: tuple[str, ...] | None = None) -> None:
+    """Raises CheckpointError naming the first file (of `items`' subfolders, or all) that is
+    missing or whose content differs from what `write_manifest` recorded."""
+    path = os.path.join(step_dir, MANIFEST)
+    try:
+        with open(path) as f:
+            digests = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {step_dir} has no readable {MANIFEST} ({e.__class__.__name__}): "
+                              f"it is incomplete or was not written by this version") from None
+    for rel, digest in sorted(digests.items()):
+        if items is not None and rel.split(os.sep)[0] not in items:
+            continue
+        full = os.path.join(step_dir, rel)
+        if not os.path.exists(full):
+            raise CheckpointError(f"checkpoint file {full} is missing")
+        if _sha256(full) != digest:
+            raise CheckpointError(f"checkpoint file {full} is corrupt (its SHA-256 differs from {MANIFEST})")
+
+
+def _short(e: Exception) -> str:
+    """The first line of an Orbax/TensorStore error, capped (they dump whole specs)."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{e.__class__.__name__}: {text[:200]}"
 
 
 def _abstract(tree, shardings=None):
@@ -50,13 +116,14 @@ def restore_runner(mngr: ocp.CheckpointManager, like, shardings=None, step: int 
         raise CheckpointError(f"no checkpoint in {mngr.directory}")
     agent_sh = shardings.agent if shardings is not None else None
     runner_sh = shardings.replace(agent=None) if shardings is not None else None
+    verify_manifest(os.path.join(str(mngr.directory), str(step)))
     try:
         out = mngr.restore(step, args=ocp.args.Composite(
             agent=ocp.args.StandardRestore(_abstract(like.agent, agent_sh)),
             runner=ocp.args.StandardRestore(_abstract(like.replace(agent=None), runner_sh)),
             meta=ocp.args.JsonRestore()))
     except Exception as e:  # noqa: BLE001 - orbax raises many types for unreadable data
-        raise CheckpointError(f"cannot restore checkpoint {step} in {mngr.directory}: {e}") from e
+        raise CheckpointError(f"cannot restore checkpoint {step} in {mngr.directory}: {_short(e)}") from None
     return out.runner.replace(agent=out.agent), out.meta
 
 
@@ -92,10 +159,11 @@ def read_meta(path: str) -> tuple[str, int, dict]:
 
 def restore_agent(ckpt_dir: str, step: int, like_agent):
     """The AgentState saved at `step`, restored into the structure of `like_agent`."""
+    verify_manifest(os.path.join(ckpt_dir, str(step)), items=("agent",))
     mngr = ocp.CheckpointManager(ckpt_dir, item_names=("agent", "runner", "meta"))
     try:
         out = mngr.restore(step, args=ocp.args.Composite(
             agent=ocp.args.StandardRestore(_abstract(like_agent))))
     except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"cannot restore the agent from {ckpt_dir}/{step}: {e}") from e
+        raise CheckpointError(f"cannot restore the agent from {ckpt_dir}/{step}: {_short(e)}") from None
     return out.agent

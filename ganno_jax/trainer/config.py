@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 from ganno_jax.errors import UserInputError
@@ -36,6 +37,7 @@ class TrainConfig:
     env_id: str = "cnn2_fmnist"
     agent: str = "ganno"
     seed: int = 0
+    preset: str = "cpu"  # the preset it was built from (recorded: a resume keeps it)
     # Environment (static: shapes and program structure).
     tau: int = 100  # inner steps per env step (paper)
     episode_length: int = 300  # env steps per episode; paper Fig. 2-3 show ~30k inner steps (our reading)
@@ -64,6 +66,7 @@ class TrainConfig:
     vf_coef: float = 0.5
     lr: float = 5e-4
     max_grad_norm: float = 0.5
+    critic: str = "independent"  # "independent" (IPPO: own obs) or "central" (+ mean/max over agents)
     # Host loop.
     updates_per_chunk: int = 5  # compiled updates between logging/checkpointing
 
@@ -102,12 +105,29 @@ class TrainConfig:
         if self.num_updates < 1:
             raise UserInputError(f"total_env_steps ({self.total_env_steps}) is below one update "
                                  f"({self.env_steps_per_update} env steps)")
+        if self.total_env_steps % self.env_steps_per_update:
+            lo = self.num_updates * self.env_steps_per_update
+            raise UserInputError(
+                f"total_env_steps={self.total_env_steps} is not a whole number of updates of "
+                f"{self.env_steps_per_update} env steps (num_envs × rollout_len); nearest: {lo} or "
+                f"{lo + self.env_steps_per_update}")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserInputError(f"{f.name} must be a finite number, got {v}")
+        for name in ("ent_coef", "vf_coef"):
+            if getattr(self, name) < 0:
+                raise UserInputError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("gamma", "gae_lambda"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserInputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("clip_eps", "value_clip_eps", "lr", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise UserInputError(f"{name} must be > 0, got {getattr(self, name)}")
+        from ganno_jax.agent.networks import CRITICS
+
+        if self.critic not in CRITICS:
+            raise UserInputError(f"unknown critic {self.critic!r}; known: {', '.join(CRITICS)}")
         return self
 
     def to_json(self) -> str:
@@ -140,7 +160,8 @@ def make_config(preset: str, env_id: str, overrides: dict[str, str] | None = Non
     agent = fields.get("agent", "ganno")
     if agent not in AGENT_PRESETS:
         raise UserInputError(f"unknown agent {agent!r}; known: {', '.join(AGENT_PRESETS)}")
-    values: dict[str, Any] = {**PRESETS[preset], **AGENT_PRESETS[agent], "env_id": env_id, **fields}
+    values: dict[str, Any] = {**PRESETS[preset], **AGENT_PRESETS[agent], "env_id": env_id,
+                              "preset": preset, **fields}
     types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
     for key, raw in (overrides or {}).items():
         if key not in types:
@@ -156,6 +177,17 @@ def make_config(preset: str, env_id: str, overrides: dict[str, str] | None = Non
         except ValueError:
             raise UserInputError(f"{key}={raw!r} is not a valid {types[key]}") from None
     return TrainConfig(**values).validate()
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """`--set KEY=VALUE` strings as a dict (UserInputError for an item without `=`)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def config_from_json(text: str) -> TrainConfig:

@@ -83,39 +83,62 @@ def read_tfrecords(path: str) -> list[bytes]:
     return out
 
 
+def finite_or_none(row: dict) -> dict:
+    """The row with non-finite floats as None, so `metrics.jsonl` stays valid JSON (no bare NaN)."""
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+
+
 class RunLogger:
     """Appends metrics to `metrics.jsonl` and a TensorBoard event file in the run folder."""
 
     def __init__(self, run_dir: str):
         self.jsonl_path = os.path.join(run_dir, "metrics.jsonl")
-        tb_dir = os.path.join(run_dir, "tensorboard")
-        os.makedirs(tb_dir, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"
-        self._tb = open(os.path.join(tb_dir, name), "ab")
-        if self._tb.tell() == 0:  # file_version event first, as TensorBoard expects
-            self._tb.write(tfrecord(_field(1, 1, struct.pack("<d", time.time()))
-                                    + _bytes_field(3, b"brain.Event:2")))
+        self.tb_dir = os.path.join(run_dir, "tensorboard")
+        os.makedirs(self.tb_dir, exist_ok=True)
+        self._tb = None
+
+    def _events(self):
+        if self._tb is None:
+            name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"
+            self._tb = open(os.path.join(self.tb_dir, name), "ab")
+            if self._tb.tell() == 0:  # file_version event first, as TensorBoard expects
+                self._tb.write(tfrecord(_field(1, 1, struct.pack("<d", time.time()))
+                                        + _bytes_field(3, b"brain.Event:2")))
+        return self._tb
 
     def truncate_after(self, update: int) -> None:
-        """Drops JSONL rows past `update` (written after the checkpoint a resume starts from)."""
-        if not os.path.exists(self.jsonl_path):
-            return
-        with open(self.jsonl_path) as f:
-            rows = [line for line in f if line.strip() and json.loads(line)["update"] <= update]
+        """Keeps only what updates 1..`update` wrote (a resume restarts after `update`): JSONL rows
+        past it are dropped and the TensorBoard events are rewritten from the rows kept, so no
+        update appears twice after a kill between writing metrics and checkpointing."""
+        rows = []
+        if os.path.exists(self.jsonl_path):
+            with open(self.jsonl_path) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+        rows = [r for r in rows if r["update"] <= update]
         with open(self.jsonl_path, "w") as f:
-            f.writelines(rows)
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        for name in os.listdir(self.tb_dir):
+            os.remove(os.path.join(self.tb_dir, name))
+        for r in rows:
+            self._write_events(r)
+        self._events().flush()
 
     def write(self, row: dict) -> None:
+        row = finite_or_none(row)
         with open(self.jsonl_path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        self._write_events(row)
+        self._events().flush()
+
+    def _write_events(self, row: dict) -> None:
         now = time.time()
         for k, v in row.items():
             if k != "update" and isinstance(v, (int, float)) and np.isfinite(v):
-                self._tb.write(tfrecord(encode_scalar_event(k, float(v), int(row["update"]), now)))
-        self._tb.flush()
+                self._events().write(tfrecord(encode_scalar_event(k, float(v), int(row["update"]), now)))
 
     def close(self) -> None:
-        self._tb.close()
+        if self._tb is not None:
+            self._tb.close()
 
 
 def plot_episode(path: str, lrs: np.ndarray, val_accuracy: np.ndarray, tau: int, title: str) -> None:
