@@ -16,16 +16,15 @@ import json
 import os
 import sys
 import time
-from typing import Any, NamedTuple
-
 import numpy as np
 
-from ganno_jax.errors import CheckpointError, UserInputError, cli_main
+from ganno_jax.errors import UserInputError, cli_main
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ganno_jax.evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", help="run folder or checkpoint (needed for method 'ganno')")
-    ap.add_argument("--env", default="cnn5_cifar10")
+    ap.add_argument("--env", default=None,
+                    help="environment id (default: the checkpoint's training env; required without --ckpt)")
     ap.add_argument("--methods", default=None,
                     help="comma list of methods (ganno, random, constant, linear, quadratic, cosine, "
                          "exponential, piecewise, sgdr, warmup_cosine, onecycle, lamb_cosine, lion); "
@@ -55,8 +54,15 @@ def _floats(text: str, name: str, allow_zero: bool) -> list[float]:
 def run(args: argparse.Namespace) -> str:
     from ganno_jax.evaluation.controllers import METHODS, NEEDS_CHECKPOINT
 
-    ckpt = read_checkpoint(args.ckpt) if args.ckpt else None
-    ckpt_cfg = ckpt.config if ckpt else None
+    from ganno_jax.deploy.policy import check_layout, load_policy
+
+    # A run folder, a checkpoint step or a policy file; restored (and verified) before anything is written.
+    policy = load_policy(args.ckpt) if args.ckpt else None
+    ckpt_cfg = policy.config if policy else None
+    if args.env is None:
+        if ckpt_cfg is None:
+            raise UserInputError("--env is required without --ckpt")
+        args.env = ckpt_cfg.env_id
     default = f"{ckpt_cfg.agent},random,constant" if ckpt_cfg else "random,constant"
     methods = [m.strip() for m in (default if args.methods is None else args.methods).split(",") if m.strip()]
     if not methods:
@@ -106,19 +112,19 @@ def run(args: argparse.Namespace) -> str:
     # scored on one subset per episode also fixes the validation subsets and the reset measurement).
     reward = ckpt_cfg.reward if ckpt_cfg and ckpt_cfg.reward not in NEEDS_NOOP_BRANCH else "accuracy"
     env, params = make(args.env, noop_branch=False, reward=reward, **env_cfg)
-    agent, agent_env = None, env
+    agent_env = env
     if agent_methods:
         # The agent sees the env as it was trained to: its observation and action sets, one or many
         # agents (subramanian2023 also brings its optimiser: it schedules plain SGD).
         trained = {k: getattr(ckpt_cfg, k) for k in AGENT_ENV_FIELDS}
         agent_env, _ = make(args.env, noop_branch=False, reward=reward, **trained, **env_cfg)
-        agent = load_agent(ckpt, agent_env.obs_layout, args.env)  # refused before anything is written
+        check_layout(policy, agent_env.obs_layout, args.env)
     lr_max = min(env.config.lr_max, agent_env.config.lr_max)
     if max(init_lrs) > lr_max:
         raise UserInputError(f"--init-lrs {max(init_lrs):g} is above lr_max={lr_max:g}, the largest LR "
                              f"the agents may set; raise lr_max (train with --set lr_max=...) to use it")
-    ctx = MethodContext(env.num_actions, agent, args.greedy)
-    agent_ctx = MethodContext(agent_env.num_actions, agent, args.greedy)
+    ctx = MethodContext(env.num_actions, policy, args.greedy)
+    agent_ctx = MethodContext(agent_env.num_actions, policy, args.greedy)
     out = report.ensure_dir(args.out)
 
     grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
@@ -181,51 +187,6 @@ def _tables(rows, title):
     from ganno_jax.evaluation.report import markdown_table
 
     return markdown_table(rows, "test_accuracy", title) + markdown_table(rows, "final_val_accuracy")
-
-
-class Checkpoint(NamedTuple):
-    """A checkpoint's location and metadata, read once (no arrays restored)."""
-
-    ckpt_dir: str
-    step: int
-    config: Any  # the TrainConfig it was trained with
-    obs_layout: dict
-    num_actions: int
-
-
-def read_checkpoint(path: str) -> Checkpoint:
-    """The metadata of a run folder or checkpoint (CheckpointError if missing or incomplete)."""
-    from ganno_jax.trainer import checkpoint
-    from ganno_jax.trainer.config import config_from_json
-
-    ckpt_dir, step, meta = checkpoint.read_meta(path)
-    try:
-        return Checkpoint(ckpt_dir, step, config_from_json(json.dumps(meta["config"])),
-                          meta["obs_layout"], int(meta["num_actions"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint metadata in {ckpt_dir}/{step} is incomplete: {e}") from e
-
-
-def load_agent(ckpt: Checkpoint, obs_layout: dict, env_id: str):
-    """The checkpoint's AgentState, refused if its observation layout differs from `obs_layout`.
-
-    The structure to restore into is rebuilt from the checkpoint's metadata alone, so a policy
-    trained on any env loads for any other with the same observation layout.
-    """
-    import jax
-
-    from ganno_jax.trainer import checkpoint
-    from ganno_jax.trainer.anakin import init_agent
-
-    saved = ckpt.obs_layout
-    if saved != obs_layout:
-        raise CheckpointError(
-            f"the checkpoint's observation layout (v{saved.get('version')}, "
-            f"{len(saved.get('names', []))} features) differs from {env_id}'s "
-            f"(v{obs_layout['version']}, {len(obs_layout['names'])} features)")
-    like = jax.eval_shape(lambda k: init_agent(k, ckpt.config, len(obs_layout["names"]), ckpt.num_actions),
-                          jax.random.PRNGKey(0))
-    return checkpoint.restore_agent(ckpt.ckpt_dir, ckpt.step, like)
 
 
 def main(argv=None) -> int:

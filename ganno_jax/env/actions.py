@@ -5,6 +5,11 @@
             review names the action, not its values); an LR of 0 is first raised to 1e-6.
   absolute  subramanian2023: the LR itself, 13 log-spaced values 1e-6, 3.16e-6, …, 1 (*our
             choice* of grid); there is no no-op.
+  log       the default preset's (*our choice*): nine multiplicative steps, no-op, ×/÷ 1.05, 1.2,
+            1.5 and 2. Scale-free: the same action means the same relative change at 1e-4 and at
+            1e-2, and no single action can snap a rate to 0, which the paper's additive −1e-3 does
+            from any LR ≤ 1e-3 (measured: that is how trained agents switch layers off). An LR below
+            max(lr_min, 1e-6) is first raised to it, so a run can start from 0.
 All are clipped to [0, lr_max] (the presets using `absolute` set lr_max 1).
 """
 
@@ -47,8 +52,10 @@ def apply_actions(lrs: jax.Array, actions: jax.Array, lr_max: float) -> jax.Arra
 
 
 SCALE_FACTORS = (1.0, 0.5, 0.8, 1.25, 2.0)
+LOG_FACTORS = (1.0, 1.05, 1 / 1.05, 1.2, 1 / 1.2, 1.5, 1 / 1.5, 2.0, 0.5)
 ABSOLUTE_LRS = tuple(10.0 ** (-6 + k / 2) for k in range(13))
-ACTION_SETS = {"ganno": NUM_ACTIONS, "scale": len(SCALE_FACTORS), "absolute": len(ABSOLUTE_LRS)}
+ACTION_SETS = {"ganno": NUM_ACTIONS, "scale": len(SCALE_FACTORS), "absolute": len(ABSOLUTE_LRS),
+               "log": len(LOG_FACTORS)}
 
 
 def apply_action_set(lrs: jax.Array, actions: jax.Array, lr_max: float, action_set: str,
@@ -60,6 +67,10 @@ def apply_action_set(lrs: jax.Array, actions: jax.Array, lr_max: float, action_s
     if action_set == "scale":
         factor = jnp.asarray(SCALE_FACTORS, lrs.dtype)[actions]
         new = jnp.clip(jnp.maximum(lrs, 1e-6) * factor, lr_min, lr_max)
+        return jnp.where(actions == NOOP, lrs, new)
+    if action_set == "log":
+        factor = jnp.asarray(LOG_FACTORS, lrs.dtype)[actions]
+        new = jnp.clip(jnp.maximum(lrs, max(lr_min, 1e-6)) * factor, lr_min, lr_max)
         return jnp.where(actions == NOOP, lrs, new)
     if action_set == "absolute":
         return jnp.clip(jnp.asarray(ABSOLUTE_LRS, lrs.dtype)[actions], lr_min, lr_max)

@@ -20,8 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ganno_jax.agent import normalizer
-from ganno_jax.agent.networks import GRU_SIZE, Actor
+from ganno_jax.deploy.policy import Policy, act, init_carry
 from ganno_jax.env.actions import NOOP
 from ganno_jax.errors import UserInputError
 from ganno_jax.evaluation import baselines
@@ -40,22 +39,9 @@ class Controller(NamedTuple):
         return self.optimizer is not None
 
 
-def policy_controller(agent, num_actions: int, greedy: bool = False, name: str = "ganno") -> Controller:
-    """A trained recurrent policy (AgentState from a checkpoint); greedy takes the mode."""
-    actor = Actor(num_actions)
-
-    def init(num_agents: int):
-        return jnp.zeros((num_agents, GRU_SIZE)), jnp.ones((), bool)
-
-    def act(carry, obs, key):
-        hidden, first = carry
-        obs_n = normalizer.normalize(agent.obs_stats, obs)
-        resets = jnp.broadcast_to(first, (1, obs.shape[0]))
-        hidden, dist = actor.apply(agent.actor_params, hidden, obs_n[None], resets)
-        action = dist.mode()[0] if greedy else dist.sample(seed=key)[0]
-        return (hidden, jnp.zeros((), bool)), action.astype(jnp.int32)
-
-    return Controller(name, init, act)
+def policy_controller(policy: Policy, greedy: bool = False, name: str = "ganno") -> Controller:
+    """A trained recurrent policy (`ganno_jax.load_policy`); greedy takes the mode."""
+    return Controller(name, init_carry, lambda carry, obs, key: act(policy, carry, obs, key, greedy))
 
 
 def random_controller(num_actions: int) -> Controller:
@@ -76,7 +62,7 @@ class MethodContext:
     """What a method factory may use: the env and, for checkpoint-based methods, the agent."""
 
     num_actions: int
-    agent: Any = None  # the AgentState restored from --ckpt; None when none was given
+    policy: Any = None  # the Policy loaded from --ckpt; None when none was given
     greedy: bool = False
 
 
@@ -84,9 +70,9 @@ def _trained(name: str) -> Callable[[MethodContext], Controller]:
     """The factory of a trained agent preset's policy (loaded from --ckpt)."""
 
     def factory(ctx: MethodContext) -> Controller:
-        if ctx.agent is None:
+        if ctx.policy is None:
             raise UserInputError(f"method {name!r} needs --ckpt RUN_OR_CHECKPOINT")
-        return policy_controller(ctx.agent, ctx.num_actions, ctx.greedy, name=name)
+        return policy_controller(ctx.policy, ctx.greedy, name=name)
 
     return factory
 

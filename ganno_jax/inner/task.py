@@ -153,29 +153,11 @@ class InnerTask:
         (loss, (model_state, acc)), grads = grad_fn(state.params, state.model_state, x, y)
         updates, opt_state = (optimizer or self.optimizer).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        grad_norm = jnp.sqrt(optim.per_layer_sums(jax.tree.leaves(grads), self.table.leaf_layer,
-                                                  self.num_layers, lambda g: jnp.sum(jnp.square(g))))
-        return InnerState(params, model_state, opt_state), loss, acc, grad_norm
+        return InnerState(params, model_state, opt_state), loss, acc, grad_norms(grads, self.table)
 
     def layer_stats(self, state: InnerState, grad_norm: jax.Array) -> LayerStats:
-        """Per-layer statistics of `state`: ‖θ‖, mean and variance of θ, the optimiser's last ‖u‖.
-
-        Args:
-          state: the inner state after the step the statistics describe.
-          grad_norm: (num_layers,) ‖g_l‖ of that step's gradient.
-        """
-        leaves, layers, n = jax.tree.leaves(state.params), self.table.leaf_layer, self.num_layers
-        psq = optim.per_layer_sums(leaves, layers, n, lambda p: jnp.sum(jnp.square(p)))
-        psum = optim.per_layer_sums(leaves, layers, n, jnp.sum)
-        count = optim.per_layer_sums(leaves, layers, n, lambda p: jnp.float32(p.size))
-        mean = psum / count
-        return LayerStats(
-            grad_norm=grad_norm,
-            update_norm=optim.direction_norms(state.opt_state),
-            param_norm=jnp.sqrt(psq),
-            param_mean=mean,
-            param_var=jnp.maximum(psq / count - jnp.square(mean), 0.0),
-        )
+        """Per-layer statistics of `state` (see `layer_stats`)."""
+        return layer_stats(state.params, state.opt_state, grad_norm, self.table)
 
     def train_steps(self, state: InnerState, data: TaskData, indices: jax.Array):
         """Runs one AdamW step per row of `indices` in a single `lax.scan`.
@@ -261,6 +243,35 @@ class InnerTask:
         new = stream.replace(epoch=stream.epoch + crossed.astype(jnp.int32),
                              pos=jnp.where(crossed, stream.pos + n - per_epoch, stream.pos + n))
         return indices, new
+
+
+def grad_norms(grads: Params, table: LayerTable) -> jax.Array:
+    """(num_layers,) ‖g_l‖ of a gradient tree."""
+    return jnp.sqrt(optim.per_layer_sums(jax.tree.leaves(grads), table.leaf_layer, table.num_layers,
+                                         lambda g: jnp.sum(jnp.square(g))))
+
+
+def layer_stats(params: Params, opt_state, grad_norm: jax.Array, table: LayerTable) -> LayerStats:
+    """Per-layer statistics: ‖θ‖, mean and variance of θ, the layerwise optimiser's last ‖u‖.
+
+    Args:
+      params: the parameters after the step the statistics describe.
+      opt_state: the layerwise optimiser's state after that step (it records ‖u_l‖).
+      grad_norm: (num_layers,) ‖g_l‖ of that step's gradient.
+      table: the network's layer table.
+    """
+    leaves, layers, n = jax.tree.leaves(params), table.leaf_layer, table.num_layers
+    psq = optim.per_layer_sums(leaves, layers, n, lambda p: jnp.sum(jnp.square(p)))
+    psum = optim.per_layer_sums(leaves, layers, n, jnp.sum)
+    count = optim.per_layer_sums(leaves, layers, n, lambda p: jnp.float32(p.size))
+    mean = psum / count
+    return LayerStats(
+        grad_norm=grad_norm,
+        update_norm=optim.direction_norms(opt_state),
+        param_norm=jnp.sqrt(psq),
+        param_mean=mean,
+        param_var=jnp.maximum(psq / count - jnp.square(mean), 0.0),
+    )
 
 
 def count_params(params: Params) -> int:

@@ -1,0 +1,1 @@
+"""Deployment: trained policies as artefacts and as an optax transform."""

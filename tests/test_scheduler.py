@@ -1,0 +1,127 @@
+"""The optax transform reproduces the env rollout's LR trajectory; policies load, save and ship."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import ganno_jax
+from ganno_jax.deploy.policy import from_agent
+from ganno_jax.evaluation.controllers import policy_controller
+from ganno_jax.evaluation.rollout import make_rollout
+from ganno_jax.inner.models import MLP
+from ganno_jax.inner.task import TaskData
+from ganno_jax.trainer.anakin import init_agent
+from ganno_jax.trainer.config import make_config
+
+TAU, T = 3, 5
+
+
+def _data(n=640):
+    x = jax.random.normal(jax.random.PRNGKey(0), (n, 6, 6, 1))
+    y = (jnp.arange(n) % 10).astype(jnp.int32)
+    x = x.at[:, 0, 0, 0].add(y.astype(jnp.float32))
+    return TaskData(x, y, x[:200], y[:200], x[:100], y[:100])
+
+
+def _policy_and_env(reward="telescoping_accuracy"):
+    """A (random) policy with the default preset's settings, and an env that measures as it trains."""
+    cfg = make_config("smoke", "mlp_fmnist", {"tau": str(TAU), "episode_length": str(T), "reward": reward,
+                                              "lr_min": "1e-5"})
+    model = MLP(width=0.25)
+    env, params = ganno_jax.make_env(model, _data(), tau=TAU, episode_length=T, n_val=64, batch_size=32,
+                                     noop_branch=False, reward=reward, lr_min=cfg.lr_min,
+                                     init_lr_low=2e-3, init_lr_high=2e-3, wd_low=1e-4, wd_high=1e-4)
+    agent = init_agent(jax.random.PRNGKey(4), cfg, env.obs_dim, env.num_actions)
+    # A random actor's logits are nearly flat: sharpen them so the trajectory is not a coin toss.
+    agent = agent.replace(actor_params=jax.tree.map(lambda p: 30.0 * p, agent.actor_params))
+    return from_agent(agent, cfg, env.obs_layout, env.num_actions), model, env, params
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_plain_loop_with_the_transform_reproduces_the_env_rollout(greedy):
+    """Same model, init, data order and validation subset as `evaluate`'s rollout for seed 3:
+    the per-layer LRs the transform sets equal the rollout's, decision by decision."""
+    policy, model, env, params = _policy_and_env()
+    seed = 3
+    rollout = jax.jit(make_rollout(env, policy_controller(policy, greedy)))(jax.random.PRNGKey(seed), params)
+
+    _, state = env.reset(jax.random.split(jax.random.PRNGKey(seed))[0], params)  # the rollout's reset
+    p, stream = state.inner.params, state.stream
+    x_val, y_val = env.val_subset(state.val_key, params)  # the episode's fixed subset
+    tx = ganno_jax.scheduler(policy, model, params.data.x_train[:1], init_lr=2e-3, weight_decay=1e-4,
+                             total_steps=TAU * T, seed=seed, greedy=greedy)
+    opt_state = tx.init(p)
+
+    @jax.jit
+    def step(p, opt_state, x, y, val_loss, val_acc):
+        def loss_fn(p):
+            logits = model.apply({"params": p}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), logits
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(p)
+        acc = jnp.mean(jnp.argmax(logits, -1) == y)
+        updates, opt_state = tx.update(grads, opt_state, p, loss=loss, accuracy=acc, val_loss=val_loss,
+                                       val_accuracy=val_acc)
+        return optax.apply_updates(p, updates), opt_state
+
+    lrs = []
+    for _ in range(T):
+        val = env.task.evaluate(state.inner.replace(params=p), x_val, y_val)
+        indices, stream = env.task.next_indices(stream, TAU)
+        for i, idx in enumerate(indices):
+            # Validation metrics when the loop has them: here, at each block's first step.
+            v = (val.loss, val.accuracy) if i == 0 else (None, None)
+            p, opt_state = step(p, opt_state, params.data.x_train[idx], params.data.y_train[idx], *v)
+            if i == 0:
+                lrs.append(np.asarray(ganno_jax.scheduler_learning_rates(opt_state)))
+    np.testing.assert_allclose(np.stack(lrs), rollout.lrs, rtol=1e-6)
+    assert len({tuple(r) for r in np.round(np.stack(lrs), 8)}) > 2  # the policy really moved the LRs
+
+
+def test_transform_runs_inside_lax_scan_on_a_model_without_a_train_argument():
+    """A user's model whose __call__ has no `train` flag, 4 layers (not the policy's 3), scanned."""
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = x.reshape(x.shape[0], -1)
+            for h in (32, 16, 16):
+                x = nn.relu(nn.Dense(h)(x))
+            return nn.Dense(10)(x)
+
+    policy, _, _, _ = _policy_and_env()
+    data = _data()
+    net = Net()
+    p = net.init(jax.random.PRNGKey(0), data.x_train[:1])["params"]
+    tx = ganno_jax.scheduler(policy, net, data.x_train[:1], init_lr=1e-3, weight_decay=1e-4, total_steps=30)
+
+    def body(carry, idx):
+        p, s = carry
+        x, y = data.x_train[idx], data.y_train[idx]
+        def loss_fn(p):
+            logits = net.apply({"params": p}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), logits
+        (loss, logits), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
+        u, s = tx.update(g, s, p, loss=loss, accuracy=jnp.mean(jnp.argmax(logits, -1) == y))
+        return (optax.apply_updates(p, u), s), ganno_jax.scheduler_learning_rates(s)
+
+    idx = jnp.arange(30 * 32).reshape(30, 32) % 640
+    (_, state), lrs = jax.jit(lambda c: jax.lax.scan(body, c, idx))((p, tx.init(p)))
+    assert lrs.shape == (30, 4) and int(state.count) == 30
+    assert np.all(np.isfinite(lrs)) and not np.all(lrs == 1e-3)  # decisions at steps 0, 3, 6, ...
+    np.testing.assert_array_equal(lrs[1:3], lrs[0:1].repeat(2, 0))  # held within a block
+
+
+def test_policy_file_round_trip_and_pretrained(tmp_path):
+    policy, _, _, _ = _policy_and_env()
+    path = str(tmp_path / "p.policy")
+    ganno_jax.save_policy(policy, path)
+    back = ganno_jax.load_policy(path)
+    assert back.obs_names == policy.obs_names and back.config == policy.config and back.tau == TAU
+    jax.tree.map(np.testing.assert_array_equal, back.actor_params, policy.actor_params)
+    jax.tree.map(np.testing.assert_array_equal, back.obs_stats, policy.obs_stats)
+    with pytest.raises(ganno_jax.errors.CheckpointError, match="not a readable policy"):
+        (tmp_path / "bad.policy").write_bytes(b"\x00garbage")
+        ganno_jax.load_policy(str(tmp_path / "bad.policy"))
