@@ -16,7 +16,7 @@ SEED ?= 0
 OUT ?= runs/$(ENV)-$(AGENT)-$(PRESET)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
 BENCH_OUT ?= benchmarks/results/throughput-$(PRESET).json
 
-.PHONY: install train test test-slow bench bench-parts clean
+.PHONY: install train evaluate benchmark test test-slow bench bench-torch bench-parts clean
 
 install: $(STAMP)
 
@@ -29,6 +29,19 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) -m ganno_jax.train --env $(ENV) --preset $(PRESET) --agent $(AGENT) --seed $(SEED) --out $(OUT) $(ARGS)
 
+# Evaluate a run (or policy file) against baselines: `make evaluate CKPT=runs/RUN [ENV=...] OUT=DIR ARGS=...`.
+# ENV defaults to the checkpoint's training env when not given on the command line.
+# OUT defaults to a new folder inside the run.
+EVAL_ENV = $(if $(filter command line environment,$(origin ENV)),--env $(ENV),)
+EVAL_OUT = $(if $(filter command line environment,$(origin OUT)),$(OUT),$(CKPT)/$@-$(shell date +%Y%m%d-%H%M%S))
+evaluate: $(STAMP)
+	$(PY) -m ganno_jax.evaluate --ckpt $(CKPT) $(EVAL_ENV) --out $(EVAL_OUT) $(ARGS)
+
+# The CPU benchmark (README "Benchmark"): `make benchmark CKPT=runs/RUN [ENV=mlp5_fmnist] OUT=DIR`,
+# summary.json with paired differences; in-distribution unless ENV is given.
+benchmark: $(STAMP)
+	$(PY) -m ganno_jax.evaluate --ckpt $(CKPT) $(EVAL_ENV) --benchmark --out $(EVAL_OUT) $(ARGS)
+
 test: $(STAMP)
 	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q
 
@@ -38,6 +51,12 @@ test-slow: $(STAMP)
 # Throughput, one JSON with the device named: plain vs deployment vs training, scaling, FLOP/s.
 # `make bench [PRESET=smoke|cpu|gpu] [BENCH_OUT=file.json]`; the default PRESET is cpu.
 bench: $(STAMP)
+	$(PY) -m benchmarks.throughput --preset $(PRESET) --out $(BENCH_OUT)
+
+# The same JSON with PyTorch eager measured in the same run: installs the CPU build of the pinned
+# torch into the venv first (190 MB; the PyTorch index serves the CPU-only wheel).
+bench-torch: $(STAMP)
+	$(PY) -m pip install -q --extra-index-url https://download.pytorch.org/whl/cpu 'torch==2.13.0+cpu'
 	$(PY) -m benchmarks.throughput --preset $(PRESET) --out $(BENCH_OUT)
 
 # The inner step alone (our layers vs plain optax vs nn.Conv) and the env under a random policy.

@@ -32,19 +32,20 @@ from benchmarks.inner_step import plain_loop
 PRESETS = {
     # Seconds: the test checks the JSON fields with it (mlp: the cheapest model to compile).
     "smoke": dict(models=("mlp",), tau=2, env_steps=2, n_train=1024, n_val=64, repeats=1,
-                  scaling_envs=(1, 2), devices=(), torch=False),
-    # The development CPU (2 cores): tau 20 keeps one repeat of cnn5 under a minute.
-    "cpu": dict(models=("cnn2", "cnn5"), tau=20, env_steps=4, n_train=50_000, n_val=512, repeats=3,
-                scaling_envs=(1, 2, 4, 8), devices=(1, 2), torch=True),
+                  scaling_envs=(1, 2), devices=(), torch=False, deploy_taus=(4,)),
+    # The development CPU (2 cores): tau 20 keeps one repeat of cnn5 under a minute; deployment is
+    # also measured at the paper's tau 100. Medians of 5 repeats (repeat-to-repeat noise is ±10 %).
+    "cpu": dict(models=("cnn2", "cnn5"), tau=20, env_steps=4, n_train=50_000, n_val=512, repeats=5,
+                scaling_envs=(1, 2, 4, 8), devices=(1, 2), torch=True, deploy_taus=(100,)),
     # An accelerator at the paper's tau.
     "gpu": dict(models=("cnn2", "cnn5"), tau=100, env_steps=8, n_train=50_000, n_val=2048, repeats=3,
-                scaling_envs=(1, 2, 4, 8, 16, 32, 64), devices=(), torch=True),
+                scaling_envs=(1, 2, 4, 8, 16, 32, 64), devices=(), torch=True, deploy_taus=()),
 }
 INPUT_SHAPE = (28, 28, 1)  # Fashion-MNIST / MNIST
 BATCH = 128
 
 
-def synthetic_env(model_name: str, p: dict, noop: bool):
+def synthetic_env(model_name: str, p: dict, noop: bool, tau: int | None = None):
     """An env of `model_name` on random arrays of Fashion-MNIST's shapes."""
     from ganno_jax.env import make_env
     from ganno_jax.inner.models import MODELS
@@ -55,7 +56,7 @@ def synthetic_env(model_name: str, p: dict, noop: bool):
     x = jax.random.normal(kx, (n, *INPUT_SHAPE))
     y = jax.random.randint(ky, (n,), 0, 10)
     data = TaskData(x, y, x[: 4 * p["n_val"]], y[: 4 * p["n_val"]], x[:1000], y[:1000])
-    return make_env(MODELS[model_name](num_classes=10), data, tau=p["tau"], episode_length=10_000,
+    return make_env(MODELS[model_name](num_classes=10), data, tau=tau or p["tau"], episode_length=10_000,
                     n_val=p["n_val"], batch_size=BATCH, noop_branch=noop,
                     reward="difference_accuracy" if noop else "accuracy")
 
@@ -78,6 +79,33 @@ def measure_flops(env) -> float:
     if isinstance(analysis, list):  # older JAX returns one dict per device
         analysis = analysis[0]
     return float(analysis.get("flops", float("nan")))
+
+
+def measure_parts(env, params, p) -> dict:
+    """ms per env step of each part of a deployment env step, each jitted and timed alone: where
+    the time beyond the tau inner steps goes."""
+    from ganno_jax.deploy.policy import act, from_agent, init_carry
+    from ganno_jax.trainer.anakin import init_agent
+    from ganno_jax.trainer.config import TrainConfig
+
+    _, state = jax.jit(env.reset)(jax.random.PRNGKey(0), params)
+    idx, _ = env.task.next_indices(state.stream, env.config.tau)
+    x_val, y_val = env.val_subset(jax.random.PRNGKey(1), params)
+    agent = init_agent(jax.random.PRNGKey(1), TrainConfig(), env.obs_dim, env.num_actions)
+    policy = from_agent(agent, TrainConfig(), env.obs_layout, env.num_actions)
+    obs = env._obs(state)
+    parts = {
+        "inner_steps": (jax.jit(env.task.train_steps), (state.inner, params.data, idx)),
+        "validation": (jax.jit(env.task.evaluate), (state.inner, x_val, y_val)),
+        "batch_indices": (jax.jit(lambda s: env.task.next_indices(s, env.config.tau)), (state.stream,)),
+        "validation_subset": (jax.jit(env.val_subset), (jax.random.PRNGKey(2), params)),
+        "stats_and_observation": (jax.jit(lambda st: env._obs(st.replace(last=st.last.replace(
+            stats=env.task.layer_stats(st.inner, st.last.stats.grad_norm))))), (state,)),
+        "policy": (jax.jit(lambda c, o, k: act(policy, c, o, k)), (init_carry(env.num_agents()), obs,
+                                                                    jax.random.PRNGKey(3))),
+        "reset": (jax.jit(env.reset), (jax.random.PRNGKey(4), params)),
+    }
+    return {name: 1e3 * time_fn(fn, *args, repeats=p["repeats"])["median_s"] for name, (fn, args) in parts.items()}
 
 
 def measure_deploy(env, params, p, num_envs: int) -> dict:
@@ -131,18 +159,36 @@ def measure_train(env, params, p, num_envs: int) -> dict:
             "train_compile_s": t["compile_s"]}
 
 
-def measure_torch(p) -> dict:
-    """The same cnn2 (Conv 32 3×3 SAME, ReLU, MaxPool 2, Dense 10) under PyTorch eager AdamW."""
+def torch_model(name: str):
+    """cnn2 / cnn5 of `ganno_jax.inner.models` in PyTorch (same layers, SAME padding, NCHW)."""
+    import torch.nn as tnn
+
+    if name == "cnn2":
+        return tnn.Sequential(tnn.Conv2d(1, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
+                              tnn.Linear(32 * 14 * 14, 10))
+    if name == "cnn5":
+        layers, c = [], 1
+        for f in (32, 64, 128):
+            layers += [tnn.Conv2d(c, f, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2)]
+            c = f
+        return tnn.Sequential(*layers, tnn.Flatten(), tnn.Linear(128 * 3 * 3, 256), tnn.ReLU(), tnn.Linear(256, 10))
+    return None
+
+
+def measure_torch(name: str, p: dict) -> dict:
+    """The same network under PyTorch eager AdamW (2 threads, batch 128): inner steps per second."""
     try:
         import torch
     except ImportError:
-        return {"torch_inner_steps_per_s": None, "note": "torch is not installed: skipped"}
+        return {"torch_inner_steps_per_s": None, "torch_note": "torch is not installed (make bench-torch)"}
     import time
 
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(),
-                                torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32 * 14 * 14, 10))
+    model = torch_model(name)
+    if model is None:
+        return {"torch_inner_steps_per_s": None, "torch_note": f"no PyTorch version of {name}"}
+    torch.set_num_threads(2)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
+    x, y = torch.randn(BATCH, *INPUT_SHAPE[::-1]), torch.randint(0, 10, (BATCH,))
     steps = p["tau"] * p["env_steps"]
 
     def run():
@@ -157,7 +203,8 @@ def measure_torch(p) -> dict:
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    return {"torch_inner_steps_per_s": steps / sorted(times)[len(times) // 2], "torch": torch.__version__}
+    return {"torch_inner_steps_per_s": steps / sorted(times)[len(times) // 2], "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
 
 
 def measure_model(name: str, p: dict) -> dict:
@@ -179,6 +226,18 @@ def measure_model(name: str, p: dict) -> dict:
         flops_per_inner_step=flops,
         achieved_flops_per_s={"plain": flops * plain, "deploy": flops * deploy["deploy_inner_steps_per_s"]},
     )
+    for tau in p["deploy_taus"]:  # deployment at another tau (the paper's 100)
+        env_t, params_t = synthetic_env(name, p, noop=False, tau=tau)
+        plain_t = measure_plain(env_t, params_t, dict(p, tau=tau))["plain_inner_steps_per_s"]
+        dep_t = measure_deploy(env_t, params_t, dict(p, tau=tau), 1)["deploy_inner_steps_per_s"]
+        out[f"ratio_deploy_tau{tau}"] = dep_t / plain_t
+        out[f"deploy_tau{tau}_inner_steps_per_s"] = dep_t
+        out[f"plain_tau{tau}_inner_steps_per_s"] = plain_t
+    out["parts_ms_per_env_step"] = measure_parts(env, params, p)
+    if p["torch"]:
+        out.update(measure_torch(name, p))
+        if out["torch_inner_steps_per_s"]:
+            out["ratio_plain_vs_torch"] = plain / out["torch_inner_steps_per_s"]
     print(json.dumps(out), file=sys.stderr, flush=True)
     return out
 
@@ -228,12 +287,6 @@ def main(argv=None):
         "scaling_envs": measure_scaling(p),
         "scaling_devices": measure_devices(p, args.preset),
     }
-    if p["torch"]:
-        torch = measure_torch(p)
-        cnn2 = result["models"][0]
-        if torch["torch_inner_steps_per_s"]:
-            torch["ratio_plain_vs_torch"] = cnn2["plain_inner_steps_per_s"] / torch["torch_inner_steps_per_s"]
-        result["torch"] = torch
     emit_json(result, args.out)
 
 

@@ -28,3 +28,36 @@ def cli_main(run, args, done: str) -> int:
         return 2
     print(done.format(out))
     return 0
+
+
+def create_out_dir(path: str, flag: str = "--out") -> list[str]:
+    """Creates an output folder that must not exist yet (and its missing parents) and checks that
+    it is writable; returns the folders it created, outermost first, so a run refused later can
+    remove exactly those (`remove_created`). An unwritable place is a UserInputError, found before
+    any data is loaded."""
+    import os
+    import shutil
+
+    missing, p = [], os.path.abspath(path)
+    while not os.path.exists(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    try:
+        os.makedirs(path)
+        probe = os.path.join(path, ".write_probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        for d in missing:
+            shutil.rmtree(d, ignore_errors=True)
+        raise UserInputError(f"cannot write {flag} {path}: {e.strerror or e}") from None
+    return missing[::-1]
+
+
+def remove_created(created: list[str]) -> None:
+    """Removes what `create_out_dir` created (a refused run leaves nothing behind)."""
+    import shutil
+
+    if created:
+        shutil.rmtree(created[0], ignore_errors=True)

@@ -18,7 +18,12 @@ import sys
 import time
 import numpy as np
 
-from ganno_jax.errors import UserInputError, cli_main
+from ganno_jax.errors import UserInputError, cli_main, create_out_dir, remove_created
+
+# The benchmark's baselines: the random agent, the constant LR, and the handcrafted schedules whose
+# spread at the best initial LR shows that the protocol separates schedules (summary.json).
+BENCHMARK_BASELINES = ("random", "constant", "linear", "cosine", "sgdr", "onecycle", "warmup_cosine")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ganno_jax.evaluate", description=__doc__.splitlines()[0])
@@ -31,12 +36,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "default ganno,random,constant with --ckpt, else random,constant")
     ap.add_argument("--init-lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2")
     ap.add_argument("--wds", default="0.1")
-    ap.add_argument("--seeds", default="3", help="number of seeds (0..N-1)")
+    ap.add_argument("--seeds", default=None, help="number of seeds (0..N-1); default 3, 5 with --benchmark")
+    ap.add_argument("--benchmark", action="store_true",
+                    help="the CPU benchmark protocol (README 'Benchmark'): the checkpoint's agent against "
+                         f"{', '.join(BENCHMARK_BASELINES)}, 5 seeds, the preset's episode")
     ap.add_argument("--preset", default="cpu", help="episode size: smoke, cpu or paper")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override tau, episode_length, n_val, batch_size or model_width (ResNets) "
                          "of the evaluation run")
     ap.add_argument("--greedy", action="store_true", help="GANNO takes its most likely action")
+    ap.add_argument("--baselines-from", default=None, metavar="DIR",
+                    help="reuse the rows and curves of non-agent methods from an earlier evaluation with "
+                         "the same protocol (they are deterministic given it) instead of running them")
     ap.add_argument("--out", required=True)
     return ap.parse_args(argv)
 
@@ -52,6 +63,17 @@ def _floats(text: str, name: str, allow_zero: bool) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> str:
+    if args.out and os.path.exists(args.out):
+        raise UserInputError(f"output folder {args.out} already exists; choose another --out")
+    created = create_out_dir(args.out)
+    try:
+        return _evaluate(args)
+    except UserInputError:
+        remove_created(created)  # a refused evaluation leaves nothing behind
+        raise
+
+
+def _evaluate(args: argparse.Namespace) -> str:
     from ganno_jax.evaluation.controllers import METHODS, NEEDS_CHECKPOINT
 
     from ganno_jax.deploy.policy import check_layout, load_policy
@@ -63,7 +85,12 @@ def run(args: argparse.Namespace) -> str:
         if ckpt_cfg is None:
             raise UserInputError("--env is required without --ckpt")
         args.env = ckpt_cfg.env_id
-    default = f"{ckpt_cfg.agent},random,constant" if ckpt_cfg else "random,constant"
+    if args.benchmark and not args.ckpt:
+        raise UserInputError("--benchmark needs --ckpt RUN_OR_CHECKPOINT (the agent it measures)")
+    if args.benchmark:
+        default = ",".join((ckpt_cfg.agent,) + BENCHMARK_BASELINES)
+    else:
+        default = f"{ckpt_cfg.agent},random,constant" if ckpt_cfg else "random,constant"
     methods = [m.strip() for m in (default if args.methods is None else args.methods).split(",") if m.strip()]
     if not methods:
         raise UserInputError(f"--methods {args.methods!r} names no method; known: {', '.join(METHODS)}")
@@ -82,13 +109,11 @@ def run(args: argparse.Namespace) -> str:
     init_lrs = _floats(args.init_lrs, "init-lrs", allow_zero=True)
     wds = _floats(args.wds, "wds", allow_zero=True)
     try:
-        num_seeds = int(args.seeds)
+        num_seeds = int(args.seeds or (5 if args.benchmark else 3))
     except ValueError:
         raise UserInputError(f"--seeds must be a positive integer, got {args.seeds!r}") from None
     if num_seeds < 1:
         raise UserInputError(f"--seeds must be a positive integer, got {num_seeds}")
-    if os.path.exists(args.out):
-        raise UserInputError(f"output folder {args.out} already exists; choose another --out")
     from ganno_jax.trainer.config import AGENT_ENV_FIELDS, make_config, parse_overrides
 
     overrides = parse_overrides(args.set)
@@ -125,7 +150,7 @@ def run(args: argparse.Namespace) -> str:
                              f"the agents may set; raise lr_max (train with --set lr_max=...) to use it")
     ctx = MethodContext(env.num_actions, policy, args.greedy)
     agent_ctx = MethodContext(agent_env.num_actions, policy, args.greedy)
-    out = report.ensure_dir(args.out)
+    out = args.out
 
     grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
     lr_arr = jnp.asarray([g[0] for g in grid], jnp.float32)
@@ -136,8 +161,18 @@ def run(args: argparse.Namespace) -> str:
 
     rows, curves = [], {}
     inner_steps = env.config.tau * env.config.episode_length
+    protocol = {"env": args.env, "tau": env.config.tau, "episode_length": env.config.episode_length,
+                "n_val": env.config.n_val, "batch_size": env.config.batch_size, "reward": env.config.reward,
+                "model_width": env_cfg.get("model_width", 1.0), "init_lrs": init_lrs, "wds": wds,
+                "seeds": num_seeds}
+    reused = _reuse_baselines(args.baselines_from, protocol, [m for m in methods if m not in agent_methods])
     bar = _progress(len(methods))
     for method in methods:
+        if method in reused:
+            rows += reused[method][0]
+            curves.update(reused[method][1])
+            bar.update(1)
+            continue
         method_env, method_ctx = (agent_env, agent_ctx) if method in agent_methods else (env, ctx)
         rollout = jax.jit(jax.vmap(make_rollout(method_env, METHODS[method](method_ctx)), in_axes=(0, axes)))
         t0 = time.time()
@@ -171,8 +206,30 @@ def run(args: argparse.Namespace) -> str:
     report.save_curves(os.path.join(out, "curves.npz"), curves)
     report.plot_grid(os.path.join(out, ""), curves, env.config.tau, args.env)
     with open(os.path.join(out, "command.json"), "w") as f:
-        json.dump({"argv": sys.argv, "args": vars(args)}, f, indent=2)
+        json.dump({"argv": sys.argv, "args": vars(args), "protocol": protocol}, f, indent=2)
     return out
+
+
+def _reuse_baselines(folder: str | None, protocol: dict, methods: list[str]) -> dict:
+    """{method: (rows, curves)} of `methods` found in an earlier evaluation `folder` whose protocol
+    equals this one (UserInputError naming the first difference otherwise)."""
+    if not folder:
+        return {}
+    from ganno_jax.evaluation import report
+
+    try:
+        with open(os.path.join(folder, "command.json")) as f:
+            theirs = json.load(f)["protocol"]
+        old_rows = report.read_csv(os.path.join(folder, "results.csv"))
+        old_curves = report.load_curves(os.path.join(folder, "curves.npz"))
+    except (OSError, KeyError, ValueError) as e:
+        raise UserInputError(f"--baselines-from {folder}: not a readable evaluation ({e})") from None
+    for key, value in protocol.items():
+        if theirs.get(key) != value:
+            raise UserInputError(f"--baselines-from {folder}: its {key} is {theirs.get(key)!r}, this "
+                                 f"evaluation's is {value!r}; only the same protocol can be reused")
+    return {m: ([r for r in old_rows if r["method"] == m], {k: v for k, v in old_curves.items() if k[0] == m})
+            for m in methods if any(r["method"] == m for r in old_rows)}
 
 
 def _progress(total: int):

@@ -19,13 +19,12 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 
 import numpy as np
 
-from ganno_jax.errors import UserInputError, cli_main
+from ganno_jax.errors import UserInputError, cli_main, create_out_dir, remove_created
 from ganno_jax.trainer.config import AGENTS, PRESETS, config_from_json, make_config, parse_overrides
 
 RESUMABLE = ("total_env_steps", "updates_per_chunk")
@@ -94,26 +93,6 @@ def resolve_config(args: argparse.Namespace):
     return wanted
 
 
-def _create_out(path: str) -> list[str]:
-    """Creates the run folder (and missing parents); returns what it created, deepest last.
-    An unwritable place is a UserInputError, found before any data is loaded."""
-    missing, p = [], os.path.abspath(path)
-    while not os.path.exists(p):
-        missing.append(p)
-        p = os.path.dirname(p)
-    try:
-        os.makedirs(path)
-        probe = os.path.join(path, ".write_probe")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        for d in missing:
-            shutil.rmtree(d, ignore_errors=True)
-        raise UserInputError(f"cannot write the run folder --out {path}: {e.strerror or e}") from None
-    return missing[::-1]
-
-
 class EpisodeTracker:
     """Stitches env 0's per-update traces into whole episodes for plotting."""
 
@@ -150,12 +129,11 @@ def _truncate_plots(plots_dir: str, update: int) -> int:
 
 def run(args: argparse.Namespace) -> str:
     config = resolve_config(args)
-    created = [] if args.resume else _create_out(args.out)
+    created = [] if args.resume else create_out_dir(args.out)
     try:
         return _train(args, config)
     except UserInputError:
-        for d in reversed(created):  # a refused fresh run leaves nothing behind
-            shutil.rmtree(d, ignore_errors=True)
+        remove_created(created)  # a refused fresh run leaves nothing behind
         raise
 
 
@@ -183,6 +161,9 @@ def _train(args: argparse.Namespace, config) -> str:
                                  f"total_env_steps={config.total_env_steps} gives ({config.num_updates})")
     # Everything is checked: from here on the run folder is written.
     mngr = checkpoint.manager(args.out)
+    if config.pretrain == "bc" and int(runner.update) == 0:
+        runner = runner.replace(agent=_pretrain(args.out, config, env, env_params, runner.agent,
+                                                trainer.shardings.agent))
     start = int(runner.update)
     plots_dir = os.path.join(args.out, "plots")
     os.makedirs(plots_dir, exist_ok=True)
@@ -232,6 +213,32 @@ def _train(args: argparse.Namespace, config) -> str:
     logger.close()
     mngr.close()
     return args.out
+
+
+def _pretrain(run_dir: str, config, env, env_params, agent, sharding):
+    """Behaviour cloning on demonstrations of `config.bc_schedules` (written to `demos/`, the
+    cloning's per-epoch loss to `bc.json`); returns the cloned agent laid out like `agent`."""
+    import jax
+
+    from ganno_jax.trainer import bc, demos
+
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0xBC)
+    demo_key, bc_key = jax.random.split(key)
+    names = tuple(config.bc_schedules.split(","))
+    t0 = time.time()
+    all_demos = demos.generate_all(env, env_params, names, config.bc_episodes, demo_key,
+                                   os.path.join(run_dir, "demos"))
+    agent = jax.device_get(agent)
+    cloned, hist = bc.behaviour_clone(agent, list(all_demos.values()), env.num_actions, bc_key,
+                                      config.bc_epochs, config.bc_lr)
+    report = {"schedules": list(names), "episodes_per_schedule": config.bc_episodes,
+              "demo_env_steps": len(names) * config.bc_episodes * config.episode_length,
+              "seconds": round(time.time() - t0, 1),
+              "tracking_log10_error": {n: float(d["log10_error"].mean()) for n, d in all_demos.items()},
+              "loss": [float(x) for x in hist["loss"]], "accuracy": [float(x) for x in hist["accuracy"]]}
+    with open(os.path.join(run_dir, "bc.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    return jax.device_put(cloned, sharding)
 
 
 def main(argv=None) -> int:

@@ -131,3 +131,41 @@ def test_table1_experiment_smoke_has_every_method(cnn2_run, tmp_path, monkeypatc
     assert curves["ganno|0.001|0.1|lrs"].shape == (1, 4, 3)  # the cnn2 policy drives mlp's 3 layers
     # Piecewise over 8 inner steps, recorded at block starts 0, 2, 4, 6: ×0.1 from 4, ×0.01 from 6.
     np.testing.assert_allclose(curves["piecewise|0.001|0.1|lrs"][0, :, 0], [1e-3, 1e-3, 1e-4, 1e-5], rtol=1e-6)
+
+
+def test_summary_paired_differences_by_hand():
+    """summary.json: per-method mean/SE/n; paired (agent − baseline) over the same cells with a
+    Student-t 95% CI; the separation of the handcrafted schedules at the best initial LR."""
+    from ganno_jax.evaluation.report import summary
+
+    base = {1e-3: [0.80, 0.82, 0.81], 1e-2: [0.85, 0.86, 0.87]}
+    shift = {"agent": [0.02, 0.04, 0.03], "cosine": [0.01, 0.01, 0.01], "constant": [0.0, 0.0, 0.0]}
+    rows = [{"method": m, "init_lr": lr, "weight_decay": 0.1, "seed": s, "test_accuracy": v + d}
+            for m, ds in shift.items() for lr, vs in base.items() for s, (v, d) in enumerate(zip(vs, ds))]
+    out = summary(rows, "agent")
+    assert out["methods"]["constant"]["n"] == 6
+    assert out["methods"]["constant"]["mean"] == pytest.approx(100 * np.mean(base[1e-3] + base[1e-2]))
+    p = out["paired"]["cosine"]  # diffs (agent − cosine) in %: 1, 3, 2 at both LRs
+    diffs = np.array([1.0, 3.0, 2.0, 1.0, 3.0, 2.0])
+    assert p["mean_diff"] == pytest.approx(2.0) and p["n"] == 6 and p["wins"] == 6
+    half = 2.5706 * diffs.std(ddof=1) / np.sqrt(6)  # t(0.975, 5) = 2.5706
+    assert p["ci95"] == pytest.approx([2.0 - half, 2.0 + half], rel=1e-4)
+    sep = out["separation"]  # best LR 1e-2: cosine − constant = 1 point at every seed
+    assert (sep["init_lr"], sep["best"], sep["worst"]) == (1e-2, "cosine", "constant")
+    assert sep["mean_diff"] == pytest.approx(1.0) and sep["standard_errors"] == float("inf")
+
+
+def test_baselines_are_reused_only_from_the_same_protocol(cnn2_run, tmp_path, capsys):
+    common = ["--ckpt", cnn2_run, "--env", "cnn2_fmnist", "--init-lrs", "1e-3", "--preset", "smoke",
+              "--set", "n_val=32"]
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    assert evaluate.main(common + ["--methods", "constant", "--seeds", "2", "--out", first]) == 0
+    assert evaluate.main(common + ["--methods", "ganno,constant", "--seeds", "2", "--baselines-from", first,
+                                   "--out", second]) == 0
+    a, b = (list(csv.DictReader(open(os.path.join(d, "results.csv")))) for d in (first, second))
+    assert [r for r in b if r["method"] == "constant"] == a
+    assert {r["method"] for r in b} == {"ganno", "constant"}
+    assert "paired" in json.load(open(os.path.join(second, "summary.json")))
+    assert evaluate.main(common + ["--methods", "ganno,constant", "--seeds", "3", "--baselines-from", first,
+                                   "--out", str(tmp_path / "third")]) == 2
+    assert "its seeds is 2" in capsys.readouterr().err and not os.path.exists(tmp_path / "third")

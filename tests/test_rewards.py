@@ -81,7 +81,7 @@ def _mlp_env(**kw):
 def test_difference_reward_equals_action_branch_minus_a_separate_noop_run(kind):
     """At init LR 1e-2: the reward is (action − no-op) for accuracy, (no-op − action) for loss, where
     each branch equals a separate run without the no-op branch from the same state and key."""
-    env, params = _mlp_env(reward=kind)
+    env, params = _mlp_env(reward=kind, noop_branch=True)
     solo, _ = _mlp_env(reward="accuracy", noop_branch=False)
     _, state = env.reset(jax.random.PRNGKey(0), params)
     actions = jnp.array([8, 8, 8])  # −1e-3 for every layer: from 1e-2, a real change
@@ -104,7 +104,7 @@ def test_difference_reward_equals_action_branch_minus_a_separate_noop_run(kind):
 def test_joint_noop_gives_exactly_zero_difference_loss():
     """Both branches see the same minibatches and validation subset: a joint no-op ties exactly,
     also for the continuous loss difference."""
-    env, params = _mlp_env(reward="difference_loss")
+    env, params = _mlp_env(reward="difference_loss", noop_branch=True)
     _, state = env.reset(jax.random.PRNGKey(0), params)
     step = jax.jit(env.step)
     for i in range(3):
@@ -117,7 +117,7 @@ def test_action_only_divergence_gives_minus_noop_accuracy_and_sets_the_flag():
     (LR 0) does not: reward −acc(no-op), episode over, nonfinite_flag 1 in a finite observation."""
     env, params = ganno_jax.make_env(
         MLP(width=0.25), _data(scale=1e4), tau=3, episode_length=5, n_val=64, batch_size=32,
-        action_set="absolute", lr_max=1.0, inner_optimizer="sgd", init_lr_low=0.0, init_lr_high=0.0,
+        reward="difference_accuracy", noop_branch=True, action_set="absolute", lr_max=1.0, inner_optimizer="sgd", init_lr_low=0.0, init_lr_high=0.0,
         wd_low=0.0, wd_high=0.0)
     _, state = env.reset(jax.random.PRNGKey(0), params)
     obs, _, reward, done, info = jax.jit(env.step_env)(jax.random.PRNGKey(1), state, jnp.array([12] * 3), params)

@@ -109,3 +109,42 @@ def test_resume_of_a_real_env_run_is_bit_identical_and_load_agent_returns_the_sa
     chex.assert_trees_all_equal(evaluate.load_agent(ckpt, env.obs_layout, "mlp_fmnist"), b.agent)
     rows = [json.loads(x) for x in open(os.path.join(split, "metrics.jsonl"))]
     assert [r["update"] for r in rows] == [1, 2, 3]
+
+
+def test_a_nan_agent_loss_stops_the_run_keeping_the_last_good_checkpoint(tiny_data, tmp_path, capsys):
+    """PPO at lr 1e30 blows the agent up; the run stops with one line and exit 1, the checkpoint
+    before the bad update stays, and metrics.jsonl is valid JSON up to it."""
+    out = str(tmp_path / "run")
+    code = train.main(["--env", "mlp_fmnist", "--preset", "smoke", "--set", "n_val=32", "--set", "lr=1e30",
+                       "--set", "total_env_steps=64", "--out", out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "became non-finite at update" in err[0]
+    bad = int(err[0].split("at update ")[1].split(";")[0])
+    assert f"last good checkpoint is update {bad - 1}" in err[0]
+    rows = [json.loads(x) for x in open(os.path.join(out, "metrics.jsonl"))] if bad > 1 else []
+    assert [r["update"] for r in rows] == list(range(1, bad))
+    steps = sorted(int(d) for d in os.listdir(os.path.join(out, "checkpoints")) if d.isdigit()) if bad > 1 else []
+    assert steps[-1:] == ([bad - 1] if bad > 1 else [])
+
+
+def test_resume_after_a_kill_between_checkpoint_and_logging_writes_every_update_once(tiny_data, tmp_path):
+    """A kill can land after a chunk's checkpoint and before its metrics, or (older runs) after its
+    metrics and before its checkpoint: the resumed run truncates metrics, TensorBoard events and
+    plots to the restored update and every update appears exactly once."""
+    import shutil
+
+    from ganno_jax.trainer import runlog
+
+    out = str(tmp_path / "run")
+    assert train.main(SMOKE + ["--set", "total_env_steps=48", "--out", out]) == 0
+    # Pretend update 3's outputs were written but its checkpoint was not.
+    shutil.rmtree(os.path.join(out, "checkpoints", "3"))
+    plots_before = sorted(os.listdir(os.path.join(out, "plots")))
+    assert train.main(["--out", out, "--resume"]) == 0
+    rows = [json.loads(x) for x in open(os.path.join(out, "metrics.jsonl"))]
+    assert [r["update"] for r in rows] == [1, 2, 3]
+    (events,) = os.listdir(os.path.join(out, "tensorboard"))
+    payloads = runlog.read_tfrecords(os.path.join(out, "tensorboard", events))
+    tags = [p for p in payloads[1:] if b"\x0a\x06reward" in p]  # the scalar tagged exactly "reward"
+    assert len(tags) == 3  # one per update, none twice
+    assert sorted(os.listdir(os.path.join(out, "plots"))) == plots_before  # update 3's plots redrawn, once

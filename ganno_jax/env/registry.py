@@ -98,6 +98,9 @@ def make_env(model: nn.Module, dataset: TaskData | Dataset, input_shape=None,
             raise UserInputError(f"need 0 <= {lo} <= {hi} (finite), got {init[lo]}, {init[hi]}")
         if init[lo] == 0 < init[hi]:
             raise UserInputError(f"{lo}=0 only as a fixed value ({hi}=0 too): a log-uniform needs > 0")
+    if init["init_lr_high"] > config.lr_max:
+        raise UserInputError(f"initial LRs up to {init['init_lr_high']:g} exceed lr_max={config.lr_max:g}; "
+                             f"raise lr_max to use them (agents and baselines must see the same LRs)")
     shape = tuple(input_shape) if input_shape is not None else tuple(dataset.x_train.shape[1:])
     per_epoch = dataset.x_train.shape[0] // config.batch_size
     if per_epoch < config.tau:

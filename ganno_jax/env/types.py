@@ -18,8 +18,9 @@ class EnvConfig:
     episode_length: int = 50  # T env steps per episode (an inner run of T·tau steps)
     batch_size: int = 128  # inner minibatch size
     n_val: int = 2048  # validation examples scored per env step (same subset for both branches)
-    noop_branch: bool = True  # train the all-no-op counterfactual too (training only)
-    reward: str = "difference_accuracy"  # see rewards.REWARDS
+    # Defaults are for deployment (no counterfactual); the trainer sets both from its config.
+    noop_branch: bool = False  # train the all-no-op counterfactual too (training only)
+    reward: str = "accuracy"  # see rewards.REWARDS; "difference_accuracy" (paper) needs noop_branch
     obs_set: str = "full"  # see observations.OBS_SETS
     lr_max: float = 0.1  # actions are clipped to [lr_min, lr_max]
     lr_min: float = 0.0  # > 0 keeps an action from switching a layer off (0 absorbs ×/÷ actions)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections import defaultdict
 
 import numpy as np
@@ -20,6 +19,15 @@ def write_csv(path: str, rows: list[dict]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow({k: r[k] for k in CSV_FIELDS})
+
+
+def read_csv(path: str) -> list[dict]:
+    """Rows written by `write_csv`, with their numbers and flags typed back."""
+    types = {"init_lr": float, "weight_decay": float, "seed": int, "test_accuracy": float,
+             "test_loss": float, "final_val_accuracy": float, "inner_steps": int, "wall_time_s": float,
+             "diverged": lambda v: v == "True"}
+    with open(path, newline="") as f:
+        return [{k: types.get(k, str)(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def markdown_table(rows: list[dict], metric: str = "test_accuracy", title: str = "") -> str:
@@ -132,10 +140,6 @@ def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]
         written.append(p)
     return written
 
-
-def ensure_dir(path: str) -> str:
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 SEPARATION_METHODS = ("constant", "linear", "cosine", "sgdr", "onecycle")

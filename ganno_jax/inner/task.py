@@ -8,6 +8,7 @@ and are updated in training mode and read in evaluation mode.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,7 +90,8 @@ class InnerTask:
     """A Flax model, its layer table and its layerwise AdamW, as pure functions.
 
     Args:
-      model: a linen Module called as `model.apply(variables, x, train=...)`.
+      model: a linen Module called as `model.apply(variables, x, train=...)`, or as
+        `model.apply(variables, x)` when its `__call__` has no `train` argument.
       input_shape: one example's shape, e.g. (28, 28, 1).
       batch_size: minibatch size (SPEC: 128).
       b1, b2, eps: Adam constants.
@@ -101,11 +103,13 @@ class InnerTask:
         self.model = model
         self.input_shape = tuple(input_shape)
         self.batch_size = batch_size
+        self._takes_train = "train" in inspect.signature(model.__call__).parameters
         shapes = jax.eval_shape(
-            lambda k: model.init(k, jnp.zeros((1, *self.input_shape)), train=False),
+            lambda k: model.init(k, jnp.zeros((1, *self.input_shape)), **self._train_kw(False)),
             jax.random.PRNGKey(0),
         )
-        self.table: LayerTable = model_layer_table(model, jnp.zeros((1, *self.input_shape)), train=False)
+        self.table: LayerTable = model_layer_table(model, jnp.zeros((1, *self.input_shape)),
+                                                   **self._train_kw(False))
         logits = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, *self.input_shape))), shapes)
         self.num_classes: int = logits.shape[-1]
         self._model_collections = tuple(k for k in shapes if k != "params")
@@ -121,7 +125,7 @@ class InnerTask:
 
     def init(self, key: jax.Array, learning_rates: jax.Array, weight_decay: jax.Array) -> InnerState:
         """A freshly initialised network and optimiser with the given per-layer rates and decay."""
-        variables = self.model.init(key, jnp.zeros((1, *self.input_shape)), train=False)
+        variables = self.model.init(key, jnp.zeros((1, *self.input_shape)), **self._train_kw(False))
         params = variables["params"]
         model_state = {k: variables[k] for k in self._model_collections}
         opt_state = self.optimizer.init(params)
@@ -133,9 +137,14 @@ class InnerTask:
         """Logits and the new model state (unchanged in evaluation mode)."""
         variables = {"params": params, **model_state}
         if train and model_state:
-            logits, new_state = self.model.apply(variables, x, train=True, mutable=list(model_state))
+            logits, new_state = self.model.apply(variables, x, **self._train_kw(True),
+                                                 mutable=list(model_state))
             return logits, new_state
-        return self.model.apply(variables, x, train=train), model_state
+        return self.model.apply(variables, x, **self._train_kw(train)), model_state
+
+    def _train_kw(self, train: bool) -> dict:
+        """The `train` keyword for models that take one (those with batch statistics must)."""
+        return {"train": train} if self._takes_train else {}
 
     def _loss(self, params, model_state, x, y):
         logits, new_state = self.apply(params, model_state, x, train=True)
