@@ -16,7 +16,7 @@ SEED ?= 0
 OUT ?= runs/$(ENV)-$(AGENT)-$(PRESET)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
 BENCH_OUT ?= benchmarks/results/throughput-$(PRESET).json
 
-.PHONY: install train evaluate benchmark test test-slow bench bench-torch bench-parts clean
+.PHONY: install train evaluate benchmark test test-slow test-distributed bench bench-torch bench-parts clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q -m slow
+
+# Training and evaluation over 2 processes on 127.0.0.1 (JAX's distributed runtime, gloo on CPU).
+test-distributed: $(STAMP)
+	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q -m distributed
 
 # Throughput, one JSON with the device named: plain vs deployment vs training, scaling, FLOP/s.
 # `make bench [PRESET=smoke|cpu|gpu] [BENCH_OUT=file.json]`; the default PRESET is cpu.

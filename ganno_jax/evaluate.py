@@ -123,13 +123,10 @@ def _evaluate(args: argparse.Namespace) -> str:
     env_cfg = {k: v for k, v in make_config(args.preset, args.env, overrides).env_overrides().items()
                if k in allowed}
 
-    import jax
-    import jax.numpy as jnp
-
     from ganno_jax.env import make
     from ganno_jax.evaluation import report
     from ganno_jax.evaluation.controllers import MethodContext
-    from ganno_jax.evaluation.rollout import make_rollout
+    from ganno_jax.evaluation.rollout import run_grid
 
     from ganno_jax.env.rewards import NEEDS_NOOP_BRANCH
 
@@ -153,11 +150,6 @@ def _evaluate(args: argparse.Namespace) -> str:
     out = args.out
 
     grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
-    lr_arr = jnp.asarray([g[0] for g in grid], jnp.float32)
-    wd_arr = jnp.asarray([g[1] for g in grid], jnp.float32)
-    keys = jnp.stack([jax.random.PRNGKey(g[2]) for g in grid])
-    grid_params = params.replace(init_lr_low=lr_arr, init_lr_high=lr_arr, wd_low=wd_arr, wd_high=wd_arr)
-    axes = params.replace(data=None, init_lr_low=0, init_lr_high=0, wd_low=0, wd_high=0)
 
     rows, curves = [], {}
     inner_steps = env.config.tau * env.config.episode_length
@@ -174,9 +166,9 @@ def _evaluate(args: argparse.Namespace) -> str:
             bar.update(1)
             continue
         method_env, method_ctx = (agent_env, agent_ctx) if method in agent_methods else (env, ctx)
-        rollout = jax.jit(jax.vmap(make_rollout(method_env, METHODS[method](method_ctx)), in_axes=(0, axes)))
         t0 = time.time()
-        res = jax.device_get(rollout(keys, grid_params))
+        res = run_grid(method_env, METHODS[method](method_ctx), [g[2] for g in grid], [g[0] for g in grid],
+                       [g[1] for g in grid], params)
         wall = (time.time() - t0) / len(grid)
         for i, (lr, wd, seed) in enumerate(grid):
             rows.append({"method": method, "env": args.env, "init_lr": lr, "weight_decay": wd,

@@ -45,7 +45,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true", help="continue the run in --out")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config field, e.g. --set total_env_steps=1024")
+    dist = ap.add_argument_group("several processes (JAX's distributed runtime; README 'Beyond one machine')")
+    dist.add_argument("--distributed", action="store_true",
+                      help="initialise jax.distributed: env copies are sharded over every device of every process")
+    dist.add_argument("--coordinator", default=os.environ.get("JAX_COORDINATOR_ADDRESS"),
+                      help="HOST:PORT of process 0 (default $JAX_COORDINATOR_ADDRESS)")
+    dist.add_argument("--num-processes", default=os.environ.get("JAX_NUM_PROCESSES"),
+                      help="number of processes (default $JAX_NUM_PROCESSES)")
+    dist.add_argument("--process-id", default=os.environ.get("JAX_PROCESS_ID"),
+                      help="this process's index, 0 writes the logs (default $JAX_PROCESS_ID)")
     return ap.parse_args(argv)
+
+
+def init_distributed(args: argparse.Namespace) -> None:
+    """`jax.distributed.initialize` from the flags (CPU collectives over gloo); bad values are
+    UserInputErrors. Must run before JAX touches a device."""
+    if not args.distributed:
+        return
+    try:
+        n, pid = int(args.num_processes), int(args.process_id)
+    except (TypeError, ValueError):
+        raise UserInputError("--distributed needs --num-processes and --process-id (integers) or "
+                             "$JAX_NUM_PROCESSES and $JAX_PROCESS_ID") from None
+    if not args.coordinator or ":" not in args.coordinator:
+        raise UserInputError("--distributed needs --coordinator HOST:PORT (or $JAX_COORDINATOR_ADDRESS)")
+    if not 0 <= pid < n:
+        raise UserInputError(f"--process-id must be in [0, {n}), got {pid}")
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # A process that stops answering is declared dead within this many seconds, so the others
+    # stop with an error instead of waiting in a collective forever.
+    heartbeat = int(os.environ.get("GANNO_HEARTBEAT_TIMEOUT", "30"))
+    jax.distributed.initialize(args.coordinator, num_processes=n, process_id=pid,
+                               heartbeat_timeout_seconds=heartbeat, initialization_timeout=120)
 
 
 def _seed(text: str) -> int:
@@ -128,26 +161,39 @@ def _truncate_plots(plots_dir: str, update: int) -> int:
 
 
 def run(args: argparse.Namespace) -> str:
-    config = resolve_config(args)
-    created = [] if args.resume else create_out_dir(args.out)
+    leader = not args.distributed or int(args.process_id or 0) == 0
+    config = resolve_config(args) if leader or args.resume else None
+    init_distributed(args)
+    if args.distributed:  # the leader checked the folder; the others read the config it will write
+        config = config or _sync_config(args)
+    created = [] if args.resume or not leader else create_out_dir(args.out)
     try:
-        return _train(args, config)
+        return _train(args, config, leader)
     except UserInputError:
         remove_created(created)  # a refused fresh run leaves nothing behind
         raise
 
 
-def _train(args: argparse.Namespace, config) -> str:
+def _sync_config(args):
+    """On processes other than 0 of a fresh distributed run: the config from the same flags, built
+    without the run folder check (process 0 makes and owns the folder)."""
+    return make_config(args.preset or "cpu", args.env or "cnn2_fmnist", parse_overrides(args.set),
+                       agent=args.agent or "ganno", seed=_seed(args.seed or "0"))
+
+
+def _train(args: argparse.Namespace, config, leader: bool) -> str:
     import jax
+    from jax.experimental import multihost_utils
     from tqdm import tqdm
 
     from ganno_jax.env import make
     from ganno_jax.trainer import checkpoint
-    from ganno_jax.trainer.anakin import make_trainer
+    from ganno_jax.trainer.anakin import host_local, make_trainer
     from ganno_jax.trainer.runlog import RunLogger, plot_episode
 
     env, env_params = make(config.env_id, **config.env_overrides())
     trainer = make_trainer(config, env, env_params)
+    env_params = trainer.params
     runner = trainer.init(jax.random.PRNGKey(config.seed))
     meta = {"config": json.loads(config.to_json()), "obs_layout": env.obs_layout,
             "num_agents": env.num_agents(env_params), "num_actions": env.num_actions,
@@ -156,41 +202,45 @@ def _train(args: argparse.Namespace, config) -> str:
         runner, saved = checkpoint.restore_runner(checkpoint.manager(args.out), runner, trainer.shardings)
         if saved.get("obs_layout") != env.obs_layout:
             raise UserInputError("the checkpoint's observation layout differs from this version's")
-        if int(runner.update) > config.num_updates:
-            raise UserInputError(f"--resume: the run has done {int(runner.update)} updates, more than "
+        if int(host_local(runner.update)) > config.num_updates:
+            raise UserInputError(f"--resume: the run has done {int(host_local(runner.update))} updates, more than "
                                  f"total_env_steps={config.total_env_steps} gives ({config.num_updates})")
-    # Everything is checked: from here on the run folder is written.
+    # Everything is checked: from here on the run folder is written (by process 0 only, except
+    # for the checkpoints, which every process writes its shards of).
+    if args.distributed:
+        multihost_utils.sync_global_devices("run folder ready")
     mngr = checkpoint.manager(args.out)
-    if config.pretrain == "bc" and int(runner.update) == 0:
-        runner = runner.replace(agent=_pretrain(args.out, config, env, env_params, runner.agent,
-                                                trainer.shardings.agent))
-    start = int(runner.update)
+    start = int(host_local(runner.update))
+    if config.pretrain == "bc" and start == 0:
+        runner = runner.replace(agent=_pretrain(args.out if leader else None, config, env, env_params,
+                                                runner.agent, trainer.mesh))
     plots_dir = os.path.join(args.out, "plots")
-    os.makedirs(plots_dir, exist_ok=True)
-    with open(os.path.join(args.out, "config.json"), "w") as f:
-        f.write(config.to_json())
-    logger = RunLogger(args.out)
-    if args.resume:
-        logger.truncate_after(start)
-    tracker = EpisodeTracker(_truncate_plots(plots_dir, start))
+    logger = _Quiet()
+    if leader:
+        os.makedirs(plots_dir, exist_ok=True)
+        with open(os.path.join(args.out, "config.json"), "w") as f:
+            f.write(config.to_json())
+        logger = RunLogger(args.out)
+        if args.resume:
+            logger.truncate_after(start)
+    tracker = EpisodeTracker(_truncate_plots(plots_dir, start) if leader else 0)
     work = 2 if env.config.noop_branch else 1  # inner steps of work per action-branch inner step
     bar = tqdm(total=config.num_updates, initial=start, unit="update", dynamic_ncols=True,
-               disable=os.environ.get("GANNO_NO_PROGRESS") == "1")
+               disable=os.environ.get("GANNO_NO_PROGRESS") == "1" or not leader)
     t0 = time.time()
     done_updates = start
     while done_updates < config.num_updates:
         n = min(config.updates_per_chunk, config.num_updates - done_updates)
         runner, (metrics, traces) = trainer.run_updates(runner, env_params, n)
-        metrics = jax.device_get(metrics)
-        traces = jax.device_get(traces)
+        metrics, traces = host_local((metrics, traces))
         elapsed = time.time() - t0
         bad = [i for i in range(n) if not np.isfinite(metrics["loss"][i])]
         if bad:  # keep the last good checkpoint; write nothing of this chunk
             raise TrainingFailed(
                 f"the agent's loss became non-finite at update {done_updates + bad[0] + 1}; the last "
                 f"good checkpoint is update {done_updates} in {args.out} (lower lr or check the env)")
-        checkpoint.save(mngr, done_updates + n, runner, meta)
-        for i in range(n):
+        checkpoint.save(mngr, done_updates + n, runner, meta, write_manifest=leader)
+        for i in range(n if leader else 0):
             update = done_updates + i + 1
             env_steps = update * config.env_steps_per_update
             row = {"update": update, "env_steps": env_steps, "inner_steps": env_steps * config.tau,
@@ -212,23 +262,37 @@ def _train(args: argparse.Namespace, config) -> str:
     bar.close()
     logger.close()
     mngr.close()
+    if args.distributed:
+        multihost_utils.sync_global_devices("run finished")
     return args.out
 
 
-def _pretrain(run_dir: str, config, env, env_params, agent, sharding):
+class _Quiet:
+    """The logger of processes other than 0: they log nothing."""
+
+    def write(self, row):
+        pass
+
+    def close(self):
+        pass
+
+
+def _pretrain(run_dir: str | None, config, env, env_params, agent, mesh):
     """Behaviour cloning on demonstrations of `config.bc_schedules` (written to `demos/`, the
-    cloning's per-epoch loss to `bc.json`); returns the cloned agent laid out like `agent`."""
+    cloning's per-epoch loss to `bc.json`, when `run_dir` is given); returns the cloned agent
+    replicated over the mesh. Every process computes the same clone."""
     import jax
 
     from ganno_jax.trainer import bc, demos
+    from ganno_jax.trainer.anakin import host_local, replicate
 
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0xBC)
     demo_key, bc_key = jax.random.split(key)
     names = tuple(config.bc_schedules.split(","))
     t0 = time.time()
     all_demos = demos.generate_all(env, env_params, names, config.bc_episodes, demo_key,
-                                   os.path.join(run_dir, "demos"))
-    agent = jax.device_get(agent)
+                                   run_dir and os.path.join(run_dir, "demos"))
+    agent = host_local(agent)
     cloned, hist = bc.behaviour_clone(agent, list(all_demos.values()), env.num_actions, bc_key,
                                       config.bc_epochs, config.bc_lr)
     report = {"schedules": list(names), "episodes_per_schedule": config.bc_episodes,
@@ -236,9 +300,10 @@ def _pretrain(run_dir: str, config, env, env_params, agent, sharding):
               "seconds": round(time.time() - t0, 1),
               "tracking_log10_error": {n: float(d["log10_error"].mean()) for n, d in all_demos.items()},
               "loss": [float(x) for x in hist["loss"]], "accuracy": [float(x) for x in hist["accuracy"]]}
-    with open(os.path.join(run_dir, "bc.json"), "w") as f:
-        json.dump(report, f, indent=1)
-    return jax.device_put(cloned, sharding)
+    if run_dir:
+        with open(os.path.join(run_dir, "bc.json"), "w") as f:
+            json.dump(report, f, indent=1)
+    return replicate(cloned, mesh)
 
 
 def main(argv=None) -> int:
@@ -247,6 +312,24 @@ def main(argv=None) -> int:
     except TrainingFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # noqa: BLE001
+        if not _peer_failure(e):
+            raise
+        print(f"error: lost another process of the distributed run ({e.__class__.__name__}: "
+              f"{str(e).strip().splitlines()[0][:160]}); resume with --resume from the last checkpoint",
+              file=sys.stderr)
+        return 1
+
+
+def _peer_failure(e: Exception) -> bool:
+    """An error raised because another process of a distributed run died or stopped answering."""
+    import jax
+
+    if jax.process_count() < 2:
+        return False
+    text = str(e).lower()
+    return any(w in text for w in ("gloo", "connection", "heartbeat", "peer", "unavailable", "barrier",
+                                   "deadline", "coordination"))
 
 
 if __name__ == "__main__":

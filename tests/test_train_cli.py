@@ -85,13 +85,13 @@ def _restored(run):
     return cfg, env, runner
 
 
-def test_resume_of_a_real_env_run_is_bit_identical_and_load_agent_returns_the_saved_agent(tiny_data, tmp_path):
+def test_resume_of_a_real_env_run_is_bit_identical_and_load_policy_returns_the_saved_agent(tiny_data, tmp_path):
     """3 updates straight vs 2 + --resume to 3, through train.main on the GANNO env: agent, env
     states (network, injected-hyperparameter optimiser state, batch stream), GRU states and RNG
-    are bit-identical; evaluate.load_agent returns exactly the saved agent."""
+    are bit-identical; load_policy returns exactly the saved actor and normaliser."""
     import chex
 
-    from ganno_jax import evaluate
+    import ganno_jax
 
     # Episodes of 5 env steps: the update-2 checkpoint (16 env steps per env) is mid-episode, so
     # the resumed run depends on the saved network, optimiser state and batch stream.
@@ -105,8 +105,9 @@ def test_resume_of_a_real_env_run_is_bit_identical_and_load_agent_returns_the_sa
     assert int(a.update) == int(b.update) == 3
     chex.assert_trees_all_equal(a, b)
     assert int(a.env_state.t[0]) == 4 and int(a.env_state.stream.epoch[0]) > 0  # mid-episode, mid-stream
-    ckpt = evaluate.read_checkpoint(split)
-    chex.assert_trees_all_equal(evaluate.load_agent(ckpt, env.obs_layout, "mlp_fmnist"), b.agent)
+    policy = ganno_jax.load_policy(split)
+    assert policy.obs_layout == env.obs_layout
+    chex.assert_trees_all_equal((policy.actor_params, policy.obs_stats), (b.agent.actor_params, b.agent.obs_stats))
     rows = [json.loads(x) for x in open(os.path.join(split, "metrics.jsonl"))]
     assert [r["update"] for r in rows] == [1, 2, 3]
 

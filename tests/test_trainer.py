@@ -6,6 +6,7 @@ import sys
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ganno_jax.agent.networks import GRU_SIZE, Actor
@@ -39,11 +40,11 @@ def test_recurrent_ppo_learns_a_task_that_needs_memory():
 
 
 def test_loss_recomputes_the_rollouts_log_probs_exactly():
-    """After a rollout with dones inside recurrent chunks (episodes of 3 steps, chunks of 8) and a
+    """After a rollout with dones inside recurrent chunks (episodes of 5 steps, chunks of 8) and a
     chunk that starts mid-episode, the loss's sequence code gives the sampled log-probabilities:
     ratio 1 and KL 0 (a hidden state fed one step late, or a misplaced reset, breaks this)."""
     cfg = TrainConfig(num_envs=3, total_env_steps=48, rollout_len=16, seq_len=8, num_minibatches=1)
-    env = CueEnv(num_agents=2, episode_length=3)
+    env = CueEnv(num_agents=2, episode_length=5)
     agent = init_agent(jax.random.PRNGKey(0), cfg, env.obs_dim, env.num_actions)
     obs, states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(1), 3), None)
     carry = EnvCarry(states, obs, jnp.ones(3, bool), jnp.zeros((3, 2, GRU_SIZE)))

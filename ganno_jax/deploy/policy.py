@@ -102,26 +102,20 @@ def _read_policy_file(path: str) -> Policy:
     try:
         with open(path, "rb") as f:
             tree = serialization.msgpack_restore(f.read())
-        if tree.get("format") != POLICY_FORMAT:
-            raise ValueError(f"format {tree.get('format')} is not {POLICY_FORMAT}")
+        if not isinstance(tree, dict) or tree.get("format") != POLICY_FORMAT:
+            raise ValueError(f"not a policy of format {POLICY_FORMAT}")
         meta = json.loads(tree["meta"])
         stats = normalizer.RunningStats(**{k: jnp.asarray(v) for k, v in tree["obs_stats"].items()})
         params = jax.tree.map(jnp.asarray, tree["actor_params"])
-        return from_agent(_Agent(params, stats), config_from_json(json.dumps(meta["config"])),
-                          meta["obs_layout"], meta["num_actions"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path} is not a readable policy file: {e}") from None
-
-
-@dataclasses.dataclass
-class _Agent:
-    actor_params: Any
-    obs_stats: Any
+        layout = meta["obs_layout"]
+        return Policy(params, stats, tuple(layout["names"]), int(layout["version"]), int(meta["num_actions"]),
+                      config_from_json(json.dumps(meta["config"])))
+    except Exception as e:  # noqa: BLE001 - msgpack raises many types for a file that is not one
+        raise CheckpointError(f"{path} is not a readable policy file ({e.__class__.__name__})") from None
 
 
 def _read_checkpoint_policy(path: str) -> Policy:
     from ganno_jax.trainer import checkpoint
-    from ganno_jax.trainer.anakin import init_agent
 
     ckpt_dir, step, meta = checkpoint.read_meta(path)
     try:
@@ -129,9 +123,13 @@ def _read_checkpoint_policy(path: str) -> Policy:
         layout, num_actions = meta["obs_layout"], int(meta["num_actions"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint metadata in {ckpt_dir}/{step} is incomplete: {e}") from None
-    like = jax.eval_shape(lambda k: init_agent(k, config, len(layout["names"]), num_actions),
-                          jax.random.PRNGKey(0))
-    return from_agent(checkpoint.restore_agent(ckpt_dir, step, like), config, layout, num_actions)
+    saved = checkpoint.restore_agent_arrays(ckpt_dir, step)
+    try:
+        stats = normalizer.RunningStats(**{k: jnp.asarray(v) for k, v in saved["obs_stats"].items()})
+        params = jax.tree.map(jnp.asarray, saved["actor_params"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {ckpt_dir}/{step} holds no agent: {e}") from None
+    return Policy(params, stats, tuple(layout["names"]), int(layout["version"]), num_actions, config)
 
 
 def load_policy(path: str) -> Policy:

@@ -119,3 +119,43 @@ def _optimizer_block(env, controller: Controller, carry, key, params):
     info = {"lrs": lr, "val_accuracy": jnp.nan_to_num(val.accuracy), "diverged": diverged,
             "train_loss": jnp.nan_to_num(train_loss, nan=100.0, posinf=100.0)}
     return (inner, stream, alpha, wd, count + env.config.tau, val_key), inner, info
+
+
+def run_grid(env, controller: Controller, seeds, init_lrs, wds, params) -> EpisodeResult:
+    """One method's runs over a grid, as one program whose grid axis is sharded over every device
+    (the local ones, and those of every process under `jax.distributed`).
+
+    Args:
+      seeds, init_lrs, wds: (G,) the grid's cells: run i starts from PRNGKey(seeds[i]) (network
+        init, minibatch order, validation subsets) at initial LR init_lrs[i] and decay wds[i].
+      params: the env's params (the dataset); the grid's values replace its initial conditions.
+
+    Returns:
+      EpisodeResult of numpy arrays with a leading (G,) axis, equal to the one-device run's.
+    """
+    import numpy as np
+    from jax.experimental import multihost_utils
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+    devices = jax.devices()
+    mesh = Mesh(np.array(devices), ("grid",))
+    g = len(seeds)
+    pad = (-g) % len(devices)  # every device runs as many cells; the padding repeats the last one
+
+    def global_array(x, spec):
+        x = np.asarray(x)
+        if spec == P("grid"):
+            x = np.concatenate([x, np.repeat(x[-1:], pad, 0)])
+        return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec), lambda idx: x[idx])
+
+    keys = global_array(np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds]), P("grid"))
+    lrs = global_array(np.asarray(init_lrs, np.float32), P("grid"))
+    decays = global_array(np.asarray(wds, np.float32), P("grid"))
+    data = jax.tree.map(lambda x: global_array(x, P()), params.data)
+    grid_params = params.replace(data=data, init_lr_low=lrs, init_lr_high=lrs, wd_low=decays, wd_high=decays)
+    axes = params.replace(data=None, init_lr_low=0, init_lr_high=0, wd_low=0, wd_high=0)
+    fn = jax.jit(jax.vmap(make_rollout(env, controller), in_axes=(0, axes)),
+                 out_shardings=NamedSharding(mesh, P("grid")))
+    res = fn(keys, grid_params)
+    res = multihost_utils.process_allgather(res, tiled=True) if jax.process_count() > 1 else jax.device_get(res)
+    return jax.tree.map(lambda x: np.asarray(x)[:g], res)

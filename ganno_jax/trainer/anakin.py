@@ -93,6 +93,24 @@ class Trainer(NamedTuple):
     run_updates: Any  # (runner, env_params, n static) -> (runner, (metrics, traces))
     train: Any  # key -> (runner, (metrics, traces))
     shardings: Any  # RunnerState of NamedShardings (for checkpoint restore)
+    params: Any  # env_params replicated over the mesh (pass these to run_updates)
+    mesh: Any  # the device mesh: all devices of all processes
+
+
+def replicate(tree, mesh: Mesh):
+    """Every leaf as a global array replicated over `mesh`; with several processes each passes the
+    same values (every process loads the same dataset)."""
+    sharding = NamedSharding(mesh, P())
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
+def host_local(tree):
+    """Host (numpy) values of a tree of global arrays as this process sees them: a replicated array
+    whole, an array sharded over devices as this process's first device's shard."""
+    def get(x):
+        return np.asarray(x) if x.is_fully_addressable else np.asarray(x.addressable_data(0))
+
+    return jax.tree.map(get, tree)
 
 
 def vmapped_step(env, keys: jax.Array, states, actions: jax.Array, params):
@@ -199,10 +217,14 @@ def actor_on_sequences(actor: Actor, actor_params, seqs: Transition, h0: jax.Arr
 
 def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     """Builds the pure training functions for `env` (see module docstring)."""
-    devices = jax.local_devices()
+    from ganno_jax.errors import UserInputError
+
+    devices = jax.devices()  # every device of every process (jax.distributed); local ones otherwise
     num_devices = len(devices)
     if config.num_envs % num_devices:
-        raise ValueError(f"num_envs={config.num_envs} is not divisible by {num_devices} devices")
+        raise UserInputError(
+            f"num_envs={config.num_envs} env copies do not divide over {num_devices} devices "
+            f"({jax.process_count()} process(es)); use a number of processes/devices that divides it")
     mesh = Mesh(np.array(devices), (AXIS,))
     num_agents = env.num_agents(env_params)
     local_seqs = config.rollout_len // config.seq_len * config.num_envs // num_devices * num_agents
@@ -214,11 +236,11 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     tx = agent_optimizer(config)
     rollout = make_rollout(env, config, num_agents)
 
-    def init(key: jax.Array) -> RunnerState:
+    def init(key: jax.Array, params) -> RunnerState:
         agent_key, env_key, key = jax.random.split(key, 3)
         agent = init_agent(agent_key, config, obs_dim, env.num_actions)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(env_key, config.num_envs), env_params)
+            jax.random.split(env_key, config.num_envs), params)
         return RunnerState(agent, env_state, obs, jnp.ones((config.num_envs,), bool),
                            jnp.zeros((config.num_envs, num_agents, GRU_SIZE)), key,
                            jnp.zeros((), jnp.int32))
@@ -290,10 +312,14 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
                            in_specs=(specs, P()), out_specs=out_specs, check_vma=False)
         return fn(runner, params)
 
-    abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
+    abstract = jax.eval_shape(init, jax.random.PRNGKey(0), env_params)
     shardings = jax.tree.map(lambda spec: NamedSharding(mesh, spec), _runner_specs(abstract),
                              is_leaf=lambda x: isinstance(x, P))
-    init_jit = jax.jit(init, out_shardings=shardings)
+    params = replicate(env_params, mesh)
+    init_params_jit = jax.jit(init, out_shardings=shardings)
+
+    def init_jit(key: jax.Array) -> RunnerState:
+        return init_params_jit(key, params)
 
     # Pin the output layout to the input's: otherwise XLA may return env-axis arrays replicated
     # (it does on one device) and the next call, seeing other input shardings, compiles again.
@@ -302,9 +328,9 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     @jax.jit
     def train(key: jax.Array):
         """The whole run as one program."""
-        return run_updates(init(key), env_params, config.num_updates)
+        return run_updates(init(key, env_params), env_params, config.num_updates)
 
-    return Trainer(init_jit, run_jit, train, shardings)
+    return Trainer(init_jit, run_jit, train, shardings, params, mesh)
 
 
 def make_train(config: TrainConfig, env=None, env_params=None):

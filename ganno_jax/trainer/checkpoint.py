@@ -39,15 +39,21 @@ def manager(run_dir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
     )
 
 
-def save(mngr: ocp.CheckpointManager, step: int, runner, meta: dict) -> None:
-    """Saves the runner state at `step` (updates done) and waits until it is on disk."""
+def save(mngr: ocp.CheckpointManager, step: int, runner, meta: dict, write_manifest: bool = True) -> None:
+    """Saves the runner state at `step` (updates done) and waits until it is on disk; the process
+    that writes the manifest (one per run) does so once every process has finished."""
     meta = {**meta, "format_version": FORMAT_VERSION, "step": step}
     mngr.save(step, args=ocp.args.Composite(
         agent=ocp.args.StandardSave(runner.agent),
         runner=ocp.args.StandardSave(runner.replace(agent=None)),
         meta=ocp.args.JsonSave(meta)))
     mngr.wait_until_finished()
-    write_manifest(os.path.join(str(mngr.directory), str(step)))
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"checkpoint {step} saved")
+    if write_manifest:
+        _write_manifest(os.path.join(str(mngr.directory), str(step)))
 
 
 MANIFEST = "MANIFEST"
@@ -68,7 +74,7 @@ def _files(step_dir: str) -> list[str]:
     return sorted(out)
 
 
-def write_manifest(step_dir: str) -> None:
+def _write_manifest(step_dir: str) -> None:
     """Records the SHA-256 of every file of a finished checkpoint step."""
     digests = {rel: _sha256(os.path.join(step_dir, rel)) for rel in _files(step_dir)}
     tmp = os.path.join(step_dir, MANIFEST + ".tmp")
@@ -155,6 +161,18 @@ def read_meta(path: str) -> tuple[str, int, dict]:
         raise CheckpointError(f"checkpoint format {meta.get('format_version')} is not "
                               f"{FORMAT_VERSION}, the one this version reads")
     return ckpt_dir, step, meta
+
+
+def restore_agent_arrays(ckpt_dir: str, step: int) -> dict:
+    """The saved AgentState as a nested dict of host arrays, as written (no target structure: a
+    checkpoint whose metadata was altered still restores, and the layout check can name it)."""
+    verify_manifest(os.path.join(ckpt_dir, str(step)), items=("agent",))
+    mngr = ocp.CheckpointManager(ckpt_dir, item_names=("agent", "runner", "meta"))
+    try:
+        out = mngr.restore(step, args=ocp.args.Composite(agent=ocp.args.StandardRestore()))
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"cannot restore the agent from {ckpt_dir}/{step}: {_short(e)}") from None
+    return jax.tree.map(lambda x: x, dict(out.agent))
 
 
 def restore_agent(ckpt_dir: str, step: int, like_agent):
