@@ -110,8 +110,9 @@ def _short(e: Exception) -> str:
 
 
 def _abstract(tree, shardings=None):
-    if shardings is None:
-        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+    if shardings is None:  # one device, whatever topology saved it
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), tree)
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
 
 
@@ -164,15 +165,26 @@ def read_meta(path: str) -> tuple[str, int, dict]:
 
 
 def restore_agent_arrays(ckpt_dir: str, step: int) -> dict:
-    """The saved AgentState as a nested dict of host arrays, as written (no target structure: a
-    checkpoint whose metadata was altered still restores, and the layout check can name it)."""
+    """The saved AgentState as a nested dict of arrays on this process's first device, as written:
+    the structure comes from the checkpoint's own metadata (so altered metadata still restores
+    and the layout check can name it), and any saving topology (other devices or processes)
+    restores onto one device."""
+    import absl.logging
+
     verify_manifest(os.path.join(ckpt_dir, str(step)), items=("agent",))
-    mngr = ocp.CheckpointManager(ckpt_dir, item_names=("agent", "runner", "meta"))
+    path = os.path.join(ckpt_dir, str(step), "agent")
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    verbosity = absl.logging.get_verbosity()
+    absl.logging.set_verbosity(absl.logging.ERROR)  # the item folder has no step metadata: not news
     try:
-        out = mngr.restore(step, args=ocp.args.Composite(agent=ocp.args.StandardRestore()))
+        ckptr = ocp.StandardCheckpointer()
+        tree = ckptr.metadata(path).item_metadata
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+        return dict(ckptr.restore(path, target))
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(f"cannot restore the agent from {ckpt_dir}/{step}: {_short(e)}") from None
-    return jax.tree.map(lambda x: x, dict(out.agent))
+    finally:
+        absl.logging.set_verbosity(verbosity)
 
 
 def restore_agent(ckpt_dir: str, step: int, like_agent):
