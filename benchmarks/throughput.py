@@ -110,12 +110,13 @@ def measure_parts(env, params, p) -> dict:
 
 def measure_deploy(env, params, p, num_envs: int) -> dict:
     """A fixed policy drives `num_envs` vmapped runs for `env_steps` env steps (no no-op branch)."""
+    from ganno_jax.deploy.policy import from_agent
     from ganno_jax.evaluation.controllers import policy_controller
     from ganno_jax.trainer.anakin import init_agent
     from ganno_jax.trainer.config import TrainConfig
 
     agent = init_agent(jax.random.PRNGKey(1), TrainConfig(), env.obs_dim, env.num_actions)
-    ctrl = policy_controller(agent, env.num_actions)
+    ctrl = policy_controller(from_agent(agent, TrainConfig(), env.obs_layout, env.num_actions))
     keys = jax.random.split(jax.random.PRNGKey(0), num_envs)
     obs, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
     carry = jax.vmap(lambda _: ctrl.init(env.num_agents()))(keys)

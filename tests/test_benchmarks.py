@@ -34,3 +34,21 @@ def test_smoke_benchmark_json_fields(tmp_path):
     assert [r["num_envs"] for r in result["scaling_envs"]] == [1, 2]
     assert all(r["train_env_steps_per_s"] > 0 and r["deploy_inner_steps_per_s"] > 0
                for r in result["scaling_envs"])
+
+
+def test_readme_table_is_rendered_from_the_committed_json():
+    """`benchmarks.report` reads every figure from the JSON: the committed CPU result's ratios and
+    scaling appear as measured, each next to its goal."""
+    from benchmarks import report
+
+    with open(os.path.join(ROOT, "benchmarks", "results", "throughput-cpu.json")) as f:
+        result = json.load(f)
+    text = report.render(result)
+    cnn2, cnn5 = result["models"]
+    row = next(line for line in text.splitlines() if line.startswith("| deployment / plain |"))
+    assert row == f"| deployment / plain | {cnn2['ratio_deploy']:.2f} | {cnn5['ratio_deploy']:.2f} | ≥ 0.95 |"
+    base = result["scaling_envs"][0]["deploy_inner_steps_per_s"]
+    last = result["scaling_envs"][-1]
+    assert f"| {last['num_envs']} | {last['num_devices']} | {last['deploy_inner_steps_per_s']:,.1f} | " \
+           f"{last['deploy_inner_steps_per_s'] / base:.2f} |" in text
+    assert result["device"]["jax"] in text.splitlines()[0]

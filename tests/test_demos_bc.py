@@ -53,6 +53,7 @@ def test_demonstrations_follow_the_schedule_and_round_trip(tmp_path):
         np.testing.assert_array_equal(back[k], d[k])
 
 
+@pytest.mark.slow  # ~30 s
 def test_behaviour_cloning_lowers_the_loss_and_the_clone_follows_the_schedule_on_held_out_seeds():
     env, params = _env()
     cfg = TrainConfig(tau=2, episode_length=10, action_set="log", lr_min=1e-5)
@@ -82,6 +83,7 @@ def test_central_critic_input_has_one_size_for_any_number_of_agents(agents):
     np.testing.assert_array_equal(critic_features(obs, "independent"), obs)
 
 
+@pytest.mark.slow  # ~75 s: two train + evaluate runs
 @pytest.mark.parametrize("extra", [["--set", "critic=central"], ["--set", "pretrain=bc", "--set", "bc_episodes=2",
                                                                 "--set", "bc_epochs=5"]])
 def test_central_critic_and_bc_runs_evaluate_zero_shot_on_a_deeper_net(tiny_data, tmp_path, monkeypatch, extra):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import ganno_jax
+from ganno_jax.deploy.policy import from_agent
 from ganno_jax.evaluation import controllers
 from ganno_jax.evaluation.rollout import make_rollout
 from ganno_jax.inner.layer_table import model_layer_table
@@ -96,14 +97,14 @@ def test_policies_from_cnn2_and_resnet9_run_zero_shot_on_resnet18():
     fixed = params.replace(init_lr_low=jnp.float32(1e-3), init_lr_high=jnp.float32(1e-3))
 
     @jax.jit
-    def rollout(agent, key):
-        return make_rollout(target, controllers.policy_controller(agent, target.num_actions))(key, fixed)
+    def rollout(policy, key):
+        return make_rollout(target, controllers.policy_controller(policy))(key, fixed)
 
     for trained_on in (CNN2(), ResNet9(width=0.125)):
         source, _ = ganno_jax.make_env(trained_on, data, tau=2, episode_length=2, n_val=32, batch_size=8)
         assert target.obs_layout == source.obs_layout and target.num_agents() == 21
         agent = init_agent(jax.random.PRNGKey(source.num_agents()), TrainConfig(), source.obs_dim,
                            source.num_actions)
-        res = rollout(agent, jax.random.PRNGKey(1))
+        res = rollout(from_agent(agent, TrainConfig(), source.obs_layout, source.num_actions), jax.random.PRNGKey(1))
         assert res.lrs.shape == (2, 21) and not bool(res.diverged)
         assert np.isfinite(float(res.test_loss))

@@ -80,11 +80,12 @@ def _mlp_env(**kw):
 @pytest.mark.parametrize("kind", ["difference_accuracy", "difference_loss"])
 def test_difference_reward_equals_action_branch_minus_a_separate_noop_run(kind):
     """At init LR 1e-2: the reward is (action − no-op) for accuracy, (no-op − action) for loss, where
-    each branch equals a separate run without the no-op branch from the same state and key."""
-    env, params = _mlp_env(reward=kind, noop_branch=True)
-    solo, _ = _mlp_env(reward="accuracy", noop_branch=False)
+    each branch equals a separate run without the no-op branch from the same state and key. The
+    action (×2 for every layer) changes both measurements, so a flipped sign cannot pass."""
+    env, params = _mlp_env(reward=kind, noop_branch=True, action_set="log")
+    solo, _ = _mlp_env(reward="accuracy", noop_branch=False, action_set="log")
     _, state = env.reset(jax.random.PRNGKey(0), params)
-    actions = jnp.array([8, 8, 8])  # −1e-3 for every layer: from 1e-2, a real change
+    actions = jnp.array([7, 7, 7])  # ×2 for every layer: from 1e-2 to 2e-2
     key = jax.random.PRNGKey(7)
     _, _, reward, _, info = jax.jit(env.step_env)(key, state, actions, params)
     step = jax.jit(solo.step_env)
@@ -96,9 +97,9 @@ def test_difference_reward_equals_action_branch_minus_a_separate_noop_run(kind):
         expected = float(act["val_accuracy"]) - float(noop["val_accuracy"])
     else:
         expected = float(noop["val_loss"]) - float(act["val_loss"])
-        assert expected != 0.0  # continuous: the branches really differ
+    assert expected != 0.0  # the branches really differ
     assert float(reward) == pytest.approx(expected, abs=1e-6)
-    np.testing.assert_allclose(info["lrs"], [9e-3] * 3, rtol=1e-6)
+    np.testing.assert_allclose(info["lrs"], [2e-2] * 3, rtol=1e-6)
 
 
 def test_joint_noop_gives_exactly_zero_difference_loss():

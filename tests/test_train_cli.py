@@ -85,6 +85,7 @@ def _restored(run):
     return cfg, env, runner
 
 
+@pytest.mark.slow  # ~60 s: three real-env training runs
 def test_resume_of_a_real_env_run_is_bit_identical_and_load_policy_returns_the_saved_agent(tiny_data, tmp_path):
     """3 updates straight vs 2 + --resume to 3, through train.main on the GANNO env: agent, env
     states (network, injected-hyperparameter optimiser state, batch stream), GRU states and RNG
@@ -128,6 +129,7 @@ def test_a_nan_agent_loss_stops_the_run_keeping_the_last_good_checkpoint(tiny_da
     assert steps[-1:] == ([bad - 1] if bad > 1 else [])
 
 
+@pytest.mark.slow  # ~40 s: two training runs
 def test_resume_after_a_kill_between_checkpoint_and_logging_writes_every_update_once(tiny_data, tmp_path):
     """A kill can land after a chunk's checkpoint and before its metrics, or (older runs) after its
     metrics and before its checkpoint: the resumed run truncates metrics, TensorBoard events and
