@@ -1,6 +1,6 @@
 """Several processes on JAX's distributed runtime (`make test-distributed`): 2 processes on
 127.0.0.1 with one CPU device each, gloo collectives. The commands are the README's (section
-"Beyond one machine") with only the address and folders changed."""
+"Beyond one machine") with only the address, the folders and the preset (smoke) changed."""
 
 import csv
 import os

@@ -177,7 +177,9 @@ def test_obs_sets_select_named_columns():
 
 @pytest.mark.slow  # the real-data path; ~20 s
 def test_real_cnn2_fmnist_env(real_data):
-    env, params = ganno_jax.make("cnn2_fmnist", tau=2, episode_length=2, n_val=128)
+    # The paper's difference reward: a joint no-op ties its own no-op branch exactly on real data.
+    env, params = ganno_jax.make("cnn2_fmnist", tau=2, episode_length=2, n_val=128,
+                                 reward="difference_accuracy", noop_branch=True)
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     assert obs.shape == (2, 31) and params.data.x_train.shape == (50_000, 28, 28, 1)
     obs, state, r, d, info = jax.jit(env.step)(jax.random.PRNGKey(1), state, jnp.zeros(2, jnp.int32), params)
