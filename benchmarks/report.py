@@ -69,7 +69,7 @@ def scaling_table(result: dict) -> str:
 
 def render(result: dict) -> str:
     d = result["device"]
-    head = (f"`make bench-torch` ({result['preset']} preset), {d['platform']} ({d['device_kind']}), "
+    head = (f"`benchmarks.throughput --preset {result['preset']}`: {d['platform']} ({d['device_kind']}), "
             f"{d['num_devices']} device(s), jax {d['jax']}, {d['date'][:10]}; medians of repeats, compile apart; "
             f"synthetic 28×28 data, batch 128.")
     return "\n\n".join([head, model_table(result), scaling_table(result)]) + "\n"
