@@ -126,7 +126,7 @@ def _evaluate(args: argparse.Namespace) -> str:
     from ganno_jax.env import make
     from ganno_jax.evaluation import report
     from ganno_jax.evaluation.controllers import MethodContext
-    from ganno_jax.evaluation.rollout import run_grid
+    from ganno_jax.evaluation.rollout import replicate_data, run_grid
 
     from ganno_jax.env.rewards import NEEDS_NOOP_BRANCH
 
@@ -150,6 +150,7 @@ def _evaluate(args: argparse.Namespace) -> str:
     out = args.out
 
     grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
+    params = replicate_data(params)  # once: no method copies the dataset again
 
     rows, curves = [], {}
     inner_steps = env.config.tau * env.config.episode_length

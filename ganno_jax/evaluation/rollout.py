@@ -139,23 +139,42 @@ def run_grid(env, controller: Controller, seeds, init_lrs, wds, params) -> Episo
 
     devices = jax.devices()
     mesh = Mesh(np.array(devices), ("grid",))
+    params = replicate_data(params)
     g = len(seeds)
     pad = (-g) % len(devices)  # every device runs as many cells; the padding repeats the last one
 
-    def global_array(x, spec):
+    def grid_array(x):  # (G, ...) -> padded and sharded over the grid axis
         x = np.asarray(x)
-        if spec == P("grid"):
-            x = np.concatenate([x, np.repeat(x[-1:], pad, 0)])
-        return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec), lambda idx: x[idx])
+        x = np.concatenate([x, np.repeat(x[-1:], pad, 0)])
+        return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P("grid")), lambda idx: x[idx])
 
-    keys = global_array(np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds]), P("grid"))
-    lrs = global_array(np.asarray(init_lrs, np.float32), P("grid"))
-    decays = global_array(np.asarray(wds, np.float32), P("grid"))
-    data = jax.tree.map(lambda x: global_array(x, P()), params.data)
-    grid_params = params.replace(data=data, init_lr_low=lrs, init_lr_high=lrs, wd_low=decays, wd_high=decays)
+    keys = grid_array(np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds]))
+    lrs = grid_array(np.asarray(init_lrs, np.float32))
+    decays = grid_array(np.asarray(wds, np.float32))
+    grid_params = params.replace(init_lr_low=lrs, init_lr_high=lrs, wd_low=decays, wd_high=decays)
     axes = params.replace(data=None, init_lr_low=0, init_lr_high=0, wd_low=0, wd_high=0)
     fn = jax.jit(jax.vmap(make_rollout(env, controller), in_axes=(0, axes)),
                  out_shardings=NamedSharding(mesh, P("grid")))
     res = fn(keys, grid_params)
     res = multihost_utils.process_allgather(res, tiled=True) if jax.process_count() > 1 else jax.device_get(res)
     return jax.tree.map(lambda x: np.asarray(x)[:g], res)
+
+
+def replicate_data(params):
+    """`params` with its dataset as arrays replicated over every device of every process, as
+    `run_grid` needs them. Data already placed so is returned as is: call this once before a loop
+    over methods, and no method copies the dataset again."""
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+    devices = jax.devices()
+
+    def placed(x):
+        return (isinstance(x, jax.Array) and x.sharding.is_fully_replicated
+                and x.sharding.device_set == set(devices))
+
+    if all(placed(x) for x in jax.tree.leaves(params.data)):
+        return params
+    sharding = NamedSharding(Mesh(np.array(devices), ("grid",)), P())
+    return params.replace(data=jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), params.data))
