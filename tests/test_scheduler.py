@@ -11,7 +11,7 @@ import ganno_jax
 from ganno_jax.deploy.policy import from_agent
 from ganno_jax.evaluation.controllers import policy_controller
 from ganno_jax.evaluation.rollout import make_rollout
-from ganno_jax.inner.models import MLP
+from ganno_jax.inner.models import CNN2, MLP
 from ganno_jax.inner.task import TaskData
 from ganno_jax.trainer.anakin import init_agent
 from ganno_jax.trainer.config import make_config
@@ -125,3 +125,118 @@ def test_policy_file_round_trip_and_pretrained(tmp_path):
     with pytest.raises(ganno_jax.errors.CheckpointError, match="not a readable policy"):
         (tmp_path / "bad.policy").write_bytes(b"\x00garbage")
         ganno_jax.load_policy(str(tmp_path / "bad.policy"))
+
+
+class _BNNet(nn.Module):
+    """A user CNN as the Flax tutorials write it: BatchNorm on `train`, nested, with dropout."""
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Conv(4, (3, 3))(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+        x = nn.Dropout(0.1, deterministic=not train)(x.reshape(x.shape[0], -1))
+        return nn.Dense(10)(x)
+
+
+def _scan_with_batch_stats(model, data, tx, steps, batch=32):
+    """The user's loop: batch statistics (and dropout rngs) kept outside the transform."""
+    variables = model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)},
+                           data.x_train[:2], train=False)
+    p, stats = variables["params"], variables["batch_stats"]
+
+    def body(carry, i):
+        p, stats, s = carry
+        idx = (i * batch + jnp.arange(batch)) % data.x_train.shape[0]
+        x, y = data.x_train[idx], data.y_train[idx]
+
+        def loss_fn(p):
+            logits, new = model.apply({"params": p, "batch_stats": stats}, x, train=True,
+                                      mutable=["batch_stats"], rngs={"dropout": jax.random.fold_in(
+                                          jax.random.PRNGKey(2), i)})
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), (logits, new)
+        (loss, (logits, new)), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
+        u, s = tx.update(g, s, p, loss=loss, accuracy=jnp.mean(jnp.argmax(logits, -1) == y))
+        return (optax.apply_updates(p, u), new["batch_stats"], s), ganno_jax.scheduler_learning_rates(s)
+
+    return jax.jit(lambda c: jax.lax.scan(body, c, jnp.arange(steps)))((p, stats, tx.init(p)))
+
+
+def test_transform_drives_a_batchnorm_cnn_whose_loop_keeps_the_batch_statistics():
+    """Issue 24: `tx.init` used to trace the model without `batch_stats` and raised flax's
+    ScopeCollectionNotFound. Now a BatchNorm + dropout CNN trains inside lax.scan, its batch
+    statistics updated by the user's loop, and the policy moves the two layers' rates."""
+    policy, _, _, _ = _policy_and_env()
+    data = _data()
+    model = _BNNet()
+    tx = ganno_jax.scheduler(policy, model, data.x_train[:1], init_lr=1e-3, weight_decay=1e-4, total_steps=12)
+    (p, stats, state), lrs = _scan_with_batch_stats(model, data, tx, 12)
+    assert lrs.shape == (12, 2) and int(state.count) == 12
+    assert np.all(np.isfinite(lrs)) and not np.all(lrs == 1e-3)
+    assert not np.allclose(stats["BatchNorm_0"]["mean"], 0.0)  # the loop's own statistics moved
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(p))
+
+
+def test_transform_drives_the_repositorys_resnet9():
+    from ganno_jax.inner.models import ResNet9
+
+    policy, _, _, _ = _policy_and_env()
+    model = ResNet9(width=0.125)
+    x = jnp.zeros((2, 16, 16, 1))
+    variables = model.init(jax.random.PRNGKey(0), x, train=False)
+    tx = ganno_jax.scheduler(policy, model, x[:1], init_lr=1e-3, weight_decay=1e-4, total_steps=3)
+    state = tx.init(variables["params"])
+    grads = jax.tree.map(jnp.ones_like, variables["params"])
+    _, state = jax.jit(lambda g, s, p: tx.update(g, s, p, loss=2.3, accuracy=0.1))(grads, state, variables["params"])
+    assert ganno_jax.scheduler_learning_rates(state).shape == (9,)  # one agent per conv/dense layer
+
+
+def _tx(**overrides):
+    policy, model, _, _ = _policy_and_env()
+    kwargs = dict(init_lr=1e-3, weight_decay=1e-4, total_steps=30)
+    kwargs.update(overrides)
+    return ganno_jax.scheduler(kwargs.pop("policy", policy), kwargs.pop("model", model),
+                               kwargs.pop("sample_input", jnp.zeros((1, 6, 6, 1))), **kwargs)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"weight_decay": float("nan")}, "weight_decay must be a finite number"),
+    ({"weight_decay": -0.1}, "weight_decay must be a finite number in \\[0.0"),
+    ({"total_steps": 100.7}, "total_steps must be a whole number"),
+    ({"total_steps": "100"}, "total_steps must be a whole number"),
+    ({"init_lr": "1e-3"}, "init_lr must be a finite number"),
+    ({"seed": -1}, "seed must be a whole number"),
+    ({"policy": None}, "policy must be a ganno_jax Policy"),
+    ({"model": "mlp"}, "model must be a flax.linen Module"),
+    ({"sample_input": 3.0}, "sample_input must be a batch"),
+    ({"model": CNN2(width=0.25), "sample_input": jnp.zeros((1, 5))}, "model could not be traced"),
+])
+def test_scheduler_arguments_are_refused_with_one_clear_error(overrides, match):
+    with pytest.raises(ganno_jax.errors.UserInputError, match=match):
+        _tx(**overrides)
+
+
+def test_a_model_without_parameters_is_refused():
+    class NoParams(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return x.reshape(x.shape[0], -1)
+
+    with pytest.raises(ganno_jax.errors.UserInputError, match="no parameters"):
+        _tx(model=NoParams())
+
+
+def test_update_refuses_non_scalar_metrics_and_foreign_params():
+    tx = _tx()
+    _, model, _, _ = _policy_and_env()
+    p = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 6, 1)))["params"]
+    state = tx.init(p)
+    g = jax.tree.map(jnp.zeros_like, p)
+    with pytest.raises(ValueError, match="loss must be a scalar"):
+        tx.update(g, state, p, loss=jnp.ones(32), accuracy=0.5)
+    with pytest.raises(ValueError, match="val_loss must be a scalar"):
+        tx.update(g, state, p, loss=1.0, accuracy=0.5, val_loss=jnp.ones(3))
+    other = nn.Dense(3).init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))["params"]
+    with pytest.raises(ganno_jax.errors.UserInputError, match="tx.init: params are not the params"):
+        tx.init(other)
+    with pytest.raises(ganno_jax.errors.UserInputError, match="tx.update: params are not the params"):
+        tx.update(g, state, other, loss=1.0, accuracy=0.5)

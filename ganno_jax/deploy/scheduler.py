@@ -21,6 +21,8 @@ env rollout's LR trajectory (tested in `tests/test_scheduler.py`).
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -28,13 +30,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
+import numpy as np
+
 from ganno_jax.deploy.policy import Policy, act, init_carry
 from ganno_jax.env import observations
 from ganno_jax.env.actions import apply_action_set
 from ganno_jax.env.types import Dynamics
 from ganno_jax.errors import UserInputError
 from ganno_jax.inner import optim
-from ganno_jax.inner.layer_table import model_layer_table
+from ganno_jax.inner.layer_table import abstract_variables, model_layer_table
 from ganno_jax.inner.task import grad_norms, layer_stats
 
 
@@ -61,17 +65,53 @@ def model_call_kwargs(model: nn.Module) -> dict:
     return {"train": False} if "train" in inspect.signature(model.__call__).parameters else {}
 
 
+def _real(name: str, value, low: float = -math.inf, high: float = math.inf) -> float:
+    """`value` as a finite float in [low, high], else UserInputError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise UserInputError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _whole(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise UserInputError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{e.__class__.__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
+def _scalar(name: str, value) -> jax.Array:
+    """A per-step scalar metric as float32; ValueError for an array of another shape."""
+    value = jnp.asarray(value, jnp.float32)
+    if value.shape != ():
+        raise ValueError(f"tx.update: {name} must be a scalar (the step's mean), got shape {value.shape}")
+    return value
+
+
 def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init_lr: float,
               weight_decay: float, total_steps: int, seed: int = 0,
               greedy: bool = False) -> optax.GradientTransformationExtraArgs:
     """Layerwise AdamW whose per-layer learning rates `policy` sets every `policy.tau` steps.
+
+    What it needs from the caller: the model and one input batch (to find its layers and its
+    number of classes; the model is traced with `train=False` when its `__call__` takes `train`,
+    with every collection `model.init` creates, e.g. BatchNorm's `batch_stats`, and a "dropout"
+    rng, so any linen model works); `tx.init` gets the model's `params` collection only (other
+    collections stay in the caller's loop, which updates them as usual); every `tx.update` gets
+    the params and the step's scalar train `loss` and `accuracy`; `val_loss`/`val_accuracy`
+    (scalars) whenever the caller has fresh validation metrics. Bad arguments raise
+    UserInputError (or ValueError inside traced code) naming the argument.
 
     Args:
       policy: a trained policy (`load_policy`, `pretrained`).
       model: the user's linen Module; its Dense/Conv/attention layers become agents (any number).
       sample_input: a batch of one or more inputs, to trace the model's layer table.
       init_lr: the rate every layer starts with (the policy's training range: 1e-5 to 1e-2).
-      weight_decay: decoupled weight decay, as in `optax.adamw`.
+      weight_decay: decoupled weight decay (>= 0), as in `optax.adamw`.
       total_steps: the planned number of `update` calls (the policy observes progress t / T).
       seed: seeds the sampled actions (the same schedule as `evaluate`'s seed).
       greedy: take the most likely action instead of sampling.
@@ -80,29 +120,53 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
       An `optax.GradientTransformationExtraArgs` whose `update(grads, state, params, *, loss,
       accuracy, val_loss=None, val_accuracy=None)` needs the step's train loss and accuracy.
     """
+    if not isinstance(policy, Policy):
+        raise UserInputError(f"policy must be a ganno_jax Policy (ganno_jax.pretrained() or "
+                             f"load_policy(...)), got {type(policy).__name__}")
+    if not isinstance(model, nn.Module):
+        raise UserInputError(f"model must be a flax.linen Module, got {type(model).__name__}")
     cfg = policy.config
     if cfg.global_lr:
         raise UserInputError("scheduler drives layerwise policies; this one sets a single global LR")
-    if not 0 <= init_lr <= cfg.lr_max:
-        raise UserInputError(f"init_lr must be in [0, {cfg.lr_max}] (the policy's lr_max), got {init_lr}")
+    init_lr = _real("init_lr", init_lr, 0.0, cfg.lr_max)
+    weight_decay = _real("weight_decay", weight_decay, 0.0)
     tau = policy.tau
+    total_steps = _whole("total_steps", total_steps, 1)
+    seed = _whole("seed", seed, 0)
     if total_steps < tau:
         raise UserInputError(f"total_steps ({total_steps}) must cover at least one decision (tau={tau})")
     num_decisions = total_steps // tau
-    table = model_layer_table(model, sample_input, **model_call_kwargs(model))
+    if np.ndim(sample_input) < 1:
+        raise UserInputError(f"sample_input must be a batch of inputs (an array with a batch axis), "
+                             f"got {type(sample_input).__name__}")
+    kwargs = model_call_kwargs(model)
+    try:
+        table = model_layer_table(model, sample_input, **kwargs)
+        variables = abstract_variables(model, sample_input, **kwargs)
+        # mutable=True: a model whose BatchNorm always uses batch statistics returns new ones too.
+        logits, _ = jax.eval_shape(lambda v: model.apply(v, sample_input, rngs={"dropout": jax.random.PRNGKey(0)},
+                                                          mutable=True, **kwargs), variables)
+    except Exception as e:  # noqa: BLE001 - the user's model may raise anything when traced
+        raise UserInputError(f"model could not be traced on sample_input of shape {np.shape(sample_input)} "
+                             f"({_first_line(e)})") from None
+    num_classes = logits.shape[-1]
+    params_shapes = variables["params"]
     n = table.num_layers
     names = tuple(policy.obs_names)
-    num_classes = None  # read from the logits' shape at init
 
     inner_tx = optim.layerwise_adamw(jnp.full((n,), init_lr), weight_decay, table.leaf_layer)
     run_key = jax.random.split(jax.random.PRNGKey(seed))[1]  # as evaluation's rollout splits its key
 
+    def check_params(params, where: str) -> None:
+        """Structure and shapes must be the model's (checked at trace time: both are static)."""
+        same = jax.tree.structure(params) == jax.tree.structure(params_shapes) and all(
+            np.shape(a) == b.shape for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params_shapes)))
+        if not same:
+            raise UserInputError(f"{where}: params are not the params of the model given to scheduler "
+                                 f"(pass model.init(...)['params'] of that model)")
+
     def init_fn(params) -> SchedulerState:
-        nonlocal num_classes
-        if num_classes is None:
-            logits = jax.eval_shape(lambda p: model.apply({"params": p}, sample_input,
-                                                          **model_call_kwargs(model)), params)
-            num_classes = logits.shape[-1]
+        check_params(params, "tx.init")
         chance_loss, chance_acc = jnp.log(jnp.float32(num_classes)), jnp.float32(1.0 / num_classes)
         zero = jnp.zeros((), jnp.float32)
         return SchedulerState(inner_tx.init(params), jnp.zeros((), jnp.int32), *init_carry(n),
@@ -129,13 +193,14 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
         del extra_args
         if params is None:
             raise ValueError("ganno_jax.scheduler needs params (its agents observe the weights)")
+        check_params(params, "tx.update")
+        loss, accuracy = _scalar("loss", loss), _scalar("accuracy", accuracy)
         if val_loss is not None:
-            state = state._replace(val_loss=jnp.asarray(val_loss, jnp.float32))
+            state = state._replace(val_loss=_scalar("val_loss", val_loss))
         if val_accuracy is not None:
-            state = state._replace(val_accuracy=jnp.asarray(val_accuracy, jnp.float32))
+            state = state._replace(val_accuracy=_scalar("val_accuracy", val_accuracy))
         state = jax.lax.cond(state.count % tau == 0, decide, lambda s, p: s, state, params)
         updates, inner = inner_tx.update(grads, state.inner, params)
-        loss, accuracy = jnp.asarray(loss, jnp.float32), jnp.asarray(accuracy, jnp.float32)
         loss_sum, acc_sum = state.loss_sum + loss, state.accuracy_sum + accuracy
         count = state.count + 1
         end = count % tau == 0  # a block is complete: its means are what the next decision sees

@@ -87,8 +87,21 @@ def _path_str(path) -> str:
     return "/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
 
 
+def init_rngs(key: jax.Array) -> dict[str, jax.Array]:
+    """The rng streams `model.init` is given: "params", and "dropout" for models whose dropout is
+    active when called without a `train`/`deterministic` flag."""
+    params_key, dropout_key = jax.random.split(key)
+    return {"params": params_key, "dropout": dropout_key}
+
+
+def abstract_variables(model, *args, **kwargs):
+    """Shapes of every variable collection `model.init(rngs, *args, **kwargs)` creates ("params",
+    "batch_stats", ...), traced abstractly."""
+    return jax.eval_shape(lambda k: model.init(init_rngs(k), *args, **kwargs), jax.random.PRNGKey(0))
+
+
 def module_call_order(model, *args, **kwargs) -> list[str]:
-    """Paths ("block/Conv_0") of the modules `model.init(key, *args, **kwargs)` calls, first call
+    """Paths ("block/Conv_0") of the modules `model.init(rngs, *args, **kwargs)` calls, first call
     first. Traced abstractly: no parameters are materialised."""
     import flax.linen as nn
 
@@ -100,13 +113,16 @@ def module_call_order(model, *args, **kwargs) -> list[str]:
         return next_fun(*fun_args, **fun_kwargs)
 
     with nn.intercept_methods(record):
-        jax.eval_shape(lambda k: model.init(k, *args, **kwargs), jax.random.PRNGKey(0))
+        abstract_variables(model, *args, **kwargs)
     return list(order)
 
 
 def model_layer_table(model, *args, **kwargs) -> LayerTable:
-    """The layer table of a linen `model` called as `model.init(key, *args, **kwargs)`."""
-    shapes = jax.eval_shape(lambda k: model.init(k, *args, **kwargs), jax.random.PRNGKey(0))
+    """The layer table of a linen `model` called as `model.init(rngs, *args, **kwargs)`; raises
+    ValueError for a model without parameters."""
+    shapes = abstract_variables(model, *args, **kwargs)
+    if not shapes.get("params"):
+        raise ValueError("the model has no parameters (no 'params' collection) to control")
     return build_layer_table(shapes["params"], module_call_order(model, *args, **kwargs))
 
 
