@@ -98,3 +98,17 @@ class CueEnv:
         new_obs, new = self.reset(key, params)
         nxt = jax.tree.map(lambda a, b: jnp.where(done, a, b), new, CueState(state.cue, t))
         return jnp.where(done, new_obs, self._obs(nxt)), nxt, reward, done, {}
+
+
+class RecallEnv(CueEnv):
+    """The memory task of issue 24: the cue is shown at t = 0 only and every later step rewards
+    (team mean) recalling it, so a solved policy earns 1.0 per step and its advantages carry only
+    the critic's error (a feed-forward critic cannot tell the middle steps apart)."""
+
+    def step(self, key, state, actions, params):
+        t = state.t + 1
+        done = t >= self.episode_length
+        reward = jnp.mean((actions == state.cue).astype(jnp.float32))
+        new_obs, new = self.reset(key, params)
+        nxt = jax.tree.map(lambda a, b: jnp.where(done, a, b), new, CueState(state.cue, t))
+        return jnp.where(done, new_obs, self._obs(nxt)), nxt, reward, done, {}

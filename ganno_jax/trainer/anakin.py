@@ -138,8 +138,9 @@ def vmapped_step(env, keys: jax.Array, states, actions: jax.Array, params):
 
 
 def agent_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Adam with global-norm clipping, for actor and critic together."""
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr, eps=1e-5))
+    """AMSGrad (or Adam, `config.agent_opt`) with global-norm clipping, for actor and critic."""
+    opt = {"amsgrad": optax.amsgrad, "adam": optax.adam}[config.agent_opt]
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt(config.lr, eps=1e-5))
 
 
 def init_agent(key: jax.Array, config: TrainConfig, obs_dim: int, num_actions: int) -> AgentState:

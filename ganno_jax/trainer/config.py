@@ -28,6 +28,7 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
                         "lr_max": 1.0},
 }
 AGENTS = tuple(AGENT_PRESETS)
+AGENT_OPTIMIZERS = ("amsgrad", "adam")
 # The env settings an agent preset fixes: evaluation rebuilds the env with a checkpoint's values.
 AGENT_ENV_FIELDS = ("obs_set", "global_lr", "action_set", "inner_optimizer", "lr_max", "lr_min")
 
@@ -66,6 +67,12 @@ class TrainConfig:
     vf_coef: float = 0.5
     lr: float = 5e-4
     max_grad_norm: float = 0.5
+    # The learner's optimiser (actor and critic). "amsgrad": Adam whose second-moment estimate
+    # never decreases. Plain "adam" (the paper's) lets that estimate decay once a policy is solved
+    # (its gradients vanish), so the next small gradient takes a step of several times `lr` in
+    # every parameter: measured on a recall task, solved policies drifted to wrong deterministic
+    # mappings (tests/test_trainer.py; experiments/README.md "Learner drift").
+    agent_opt: str = "amsgrad"
     critic: str = "independent"  # "independent" (IPPO: own obs) or "central" (+ mean/max over agents)
     # Pre-training (paper §6): "bc" clones demonstrations of handcrafted schedules before PPO.
     pretrain: str = "none"  # "none" or "bc"
@@ -130,6 +137,8 @@ class TrainConfig:
         for name in ("clip_eps", "value_clip_eps", "lr", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise UserInputError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.agent_opt not in AGENT_OPTIMIZERS:
+            raise UserInputError(f"unknown agent_opt {self.agent_opt!r}; known: {', '.join(AGENT_OPTIMIZERS)}")
         from ganno_jax.agent.networks import CRITICS
         from ganno_jax.evaluation.baselines import UNIT_SCHEDULES
 
@@ -167,8 +176,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                 rollout_len=40, seq_len=8, num_minibatches=4, num_epochs=4, lr=1e-3,
                 reward="telescoping_accuracy", gamma=1.0, gae_lambda=1.0, action_set="log",
                 lr_min=1e-5, updates_per_chunk=4),
-    # The paper's numbers (Appendix A): for an accelerator.
-    "paper": dict(),
+    # The paper's numbers (Appendix A): for an accelerator; Adam as in the paper's PPO.
+    "paper": dict(agent_opt="adam"),
 }
 
 
@@ -222,4 +231,5 @@ def config_from_json(text: str) -> TrainConfig:
     """The config saved in a run folder or checkpoint."""
     data = json.loads(text)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
+    data.setdefault("agent_opt", "adam")  # runs saved before the field existed trained with Adam
     return TrainConfig(**{k: v for k, v in data.items() if k in known})
