@@ -100,6 +100,8 @@ def _evaluate(args: argparse.Namespace) -> str:
         if m not in METHODS:
             raise UserInputError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
     agent_methods = [m for m in methods if m in NEEDS_CHECKPOINT]
+    if args.greedy and not agent_methods:
+        raise UserInputError("--greedy applies to an agent's actions; --methods names no agent")
     if agent_methods and not args.ckpt:
         raise UserInputError(f"method(s) {agent_methods} need --ckpt RUN_OR_CHECKPOINT")
     for m in agent_methods:
@@ -158,7 +160,8 @@ def _evaluate(args: argparse.Namespace) -> str:
                 "n_val": env.config.n_val, "batch_size": env.config.batch_size, "reward": env.config.reward,
                 "model_width": env_cfg.get("model_width", 1.0), "init_lrs": init_lrs, "wds": wds,
                 "seeds": num_seeds}
-    reused = _reuse_baselines(args.baselines_from, protocol, [m for m in methods if m not in agent_methods])
+    reused = _reuse_baselines(args.baselines_from, protocol, [m for m in methods if m not in agent_methods],
+                              len(grid))
     bar = _progress(len(methods))
     for method in methods:
         if method in reused:
@@ -198,31 +201,57 @@ def _evaluate(args: argparse.Namespace) -> str:
         json.dump(report.summary(rows, agent_method), f, indent=2)
     report.save_curves(os.path.join(out, "curves.npz"), curves)
     report.plot_grid(os.path.join(out, ""), curves, env.config.tau, args.env)
+    # The digests let --baselines-from refuse a results.csv or curves.npz changed since.
+    digests = {name: _sha256(os.path.join(out, name)) for name in REUSED_FILES}
     with open(os.path.join(out, "command.json"), "w") as f:
-        json.dump({"argv": sys.argv, "args": vars(args), "protocol": protocol}, f, indent=2)
+        json.dump({"argv": sys.argv, "args": vars(args), "protocol": protocol, "sha256": digests}, f, indent=2)
     return out
 
 
-def _reuse_baselines(folder: str | None, protocol: dict, methods: list[str]) -> dict:
+REUSED_FILES = ("results.csv", "curves.npz")
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _reuse_baselines(folder: str | None, protocol: dict, methods: list[str], grid_size: int) -> dict:
     """{method: (rows, curves)} of `methods` found in an earlier evaluation `folder` whose protocol
-    equals this one (UserInputError naming the first difference otherwise)."""
+    equals this one (UserInputError naming the first difference otherwise). Its files must match
+    the digests its command.json recorded, and each reused method must hold the whole grid."""
     if not folder:
         return {}
     from ganno_jax.evaluation import report
 
     try:
         with open(os.path.join(folder, "command.json")) as f:
-            theirs = json.load(f)["protocol"]
+            command = json.load(f)
+        theirs = command["protocol"]
+        for name, digest in command.get("sha256", {}).items():
+            if name in REUSED_FILES and _sha256(os.path.join(folder, name)) != digest:
+                raise UserInputError(f"--baselines-from {folder}: {name} is corrupt (its SHA-256 differs "
+                                     f"from command.json's)")
         old_rows = report.read_csv(os.path.join(folder, "results.csv"))
         old_curves = report.load_curves(os.path.join(folder, "curves.npz"))
-    except (OSError, KeyError, ValueError) as e:
-        raise UserInputError(f"--baselines-from {folder}: not a readable evaluation ({e})") from None
+    except UserInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - csv, zip and npy readers raise many types for a damaged file
+        raise UserInputError(f"--baselines-from {folder}: not a readable evaluation "
+                             f"({e.__class__.__name__}: {str(e)[:120]})") from None
     for key, value in protocol.items():
         if theirs.get(key) != value:
             raise UserInputError(f"--baselines-from {folder}: its {key} is {theirs.get(key)!r}, this "
                                  f"evaluation's is {value!r}; only the same protocol can be reused")
-    return {m: ([r for r in old_rows if r["method"] == m], {k: v for k, v in old_curves.items() if k[0] == m})
-            for m in methods if any(r["method"] == m for r in old_rows)}
+    out = {m: ([r for r in old_rows if r["method"] == m], {k: v for k, v in old_curves.items() if k[0] == m})
+           for m in methods if any(r["method"] == m for r in old_rows)}
+    for m, (rows, _) in out.items():
+        if len(rows) != grid_size:
+            raise UserInputError(f"--baselines-from {folder}: results.csv holds {len(rows)} rows of {m!r}, "
+                                 f"the grid has {grid_size} (a truncated or edited file)")
+    return out
 
 
 def _progress(total: int):

@@ -67,10 +67,14 @@ def init_distributed(args: argparse.Namespace) -> None:
     except (TypeError, ValueError):
         raise UserInputError("--distributed needs --num-processes and --process-id (integers) or "
                              "$JAX_NUM_PROCESSES and $JAX_PROCESS_ID") from None
-    if not args.coordinator or ":" not in args.coordinator:
-        raise UserInputError("--distributed needs --coordinator HOST:PORT (or $JAX_COORDINATOR_ADDRESS)")
+    host, _, port = (args.coordinator or "").rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise UserInputError(f"--distributed needs --coordinator HOST:PORT with a port in 1..65535 "
+                             f"(or $JAX_COORDINATOR_ADDRESS), got {args.coordinator!r}")
     if not 0 <= pid < n:
         raise UserInputError(f"--process-id must be in [0, {n}), got {pid}")
+    if pid != 0:  # process 0 starts the coordinator; the others wait for it here, not in XLA's abort
+        _wait_for_coordinator(host.strip("[]"), int(port))
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -79,6 +83,26 @@ def init_distributed(args: argparse.Namespace) -> None:
     heartbeat = int(os.environ.get("GANNO_HEARTBEAT_TIMEOUT", "30"))
     jax.distributed.initialize(args.coordinator, num_processes=n, process_id=pid,
                                heartbeat_timeout_seconds=heartbeat, initialization_timeout=120)
+
+
+def _wait_for_coordinator(host: str, port: int) -> None:
+    """Returns once HOST:PORT accepts a TCP connection; UserInputError after
+    $GANNO_COORDINATOR_TIMEOUT seconds (default 120). Without this, a process whose coordinator
+    never appears is aborted by XLA after its initialization timeout (exit 134, a page of log)."""
+    import socket
+    import time
+
+    timeout = float(os.environ.get("GANNO_COORDINATOR_TIMEOUT", "120"))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise UserInputError(f"no coordinator answered at {host}:{port} within {timeout:g} s; start "
+                                     f"process 0 first (or set GANNO_COORDINATOR_TIMEOUT)") from None
+            time.sleep(0.5)
 
 
 def _seed(text: str) -> int:

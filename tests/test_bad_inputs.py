@@ -100,6 +100,13 @@ ROWS = [
     (E, ["--ckpt", "{ws}/file", "--out", "{ws}/e"], 2, "not a readable policy file"),
     (E, ["--env", "mlp_fmnist", "--benchmark", "--out", "{ws}/e"], 2, "--benchmark needs --ckpt"),
     (E, ["--ckpt", "{ws}/run", "--methods", "xu2019", "--out", "{ws}/e"], 2, "holds a 'ganno' agent"),
+    # Issue 24's probes of the new surfaces.
+    (E, ["--env", "mlp_fmnist", "--methods", "random,constant", "--greedy", "--out", "{ws}/e"], 2,
+     "--greedy applies to an agent"),
+    (T, SMOKE + ["--distributed", "--coordinator", "127.0.0.1:notaport", "--num-processes", "2",
+                 "--process-id", "0", "--out", "{ws}/new"], 2, "port in 1..65535"),
+    (T, SMOKE + ["--distributed", "--coordinator", "127.0.0.1:99999", "--num-processes", "2",
+                 "--process-id", "0", "--out", "{ws}/new"], 2, "port in 1..65535"),
 ]
 
 
@@ -131,7 +138,7 @@ def _largest_array_file(step_dir, item):
     return max(files, key=os.path.getsize)
 
 
-@pytest.mark.parametrize("item,cli", [("agent", E), ("runner", T)])
+@pytest.mark.parametrize("item,cli", [("agent", E), ("runner", T), ("runner", E)])
 def test_a_checkpoint_with_flipped_bytes_is_refused_naming_the_file(workspace, tmp_path, capsys, item, cli):
     """64 bytes flipped inside an array file (same size): restore refuses it, naming the file."""
     import shutil
@@ -173,3 +180,79 @@ def test_a_data_file_corrupted_in_place_is_caught_despite_the_cache(tmp_path, mo
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(datasets.DataError, match="fails verification"):
         datasets.load_dataset("mnist", n_val=100)
+
+
+def test_a_process_whose_coordinator_never_appears_stops_in_one_line(workspace, capsys, monkeypatch):
+    """Process 1 with no process 0: it used to wait in XLA and abort after ~129 s (exit 134)."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("GANNO_COORDINATOR_TIMEOUT", "1")
+    before = tree_hash(workspace)
+    code = train.main(SMOKE + ["--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                               "--process-id", "1", "--out", str(workspace / "new")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no coordinator answered" in err[0], err
+    assert tree_hash(workspace) == before
+
+
+def test_a_policy_file_with_flipped_bytes_is_refused(tmp_path):
+    """Format 1 had no checksum: 64 flipped bytes loaded silently with changed actor weights."""
+    import shutil
+
+    import ganno_jax
+    from ganno_jax.deploy.policy import PRETRAINED_DIR
+
+    path = str(tmp_path / "default.policy")
+    shutil.copy(os.path.join(PRETRAINED_DIR, "default.policy"), path)
+    ganno_jax.load_policy(path)  # intact: loads
+    for offset in (64, 100_000, os.path.getsize(path) - 70):  # header, weights, tail
+        bad = str(tmp_path / f"bad{offset}.policy")
+        shutil.copy(path, bad)
+        _flip(bad, offset=offset)
+        with pytest.raises(ganno_jax.errors.CheckpointError, match="corrupt|not a readable policy"):
+            ganno_jax.load_policy(bad)
+    assert evaluate.main(["--ckpt", bad, "--env", "mlp_fmnist", "--preset", "smoke",
+                          "--out", str(tmp_path / "e")]) == 2
+    assert not os.path.exists(tmp_path / "e")
+
+
+def test_policy_functions_refuse_what_is_not_a_policy_or_a_path(tmp_path):
+    import ganno_jax
+
+    with pytest.raises(ganno_jax.errors.UserInputError, match="load_policy takes a path"):
+        ganno_jax.load_policy(None)
+    with pytest.raises(ganno_jax.errors.UserInputError, match="save_policy takes a ganno_jax Policy"):
+        ganno_jax.save_policy({}, str(tmp_path / "x.policy"))
+    assert not os.path.exists(tmp_path / "x.policy")
+
+
+@pytest.mark.parametrize("damage", ["csv_tail", "npz_tail", "csv_tail_old_folder"])
+def test_baselines_from_a_damaged_evaluation_is_refused_and_leaves_no_out(workspace, tmp_path, capsys, damage):
+    """results.csv less its last 40 bytes, or a truncated curves.npz: exit 2, one line, no --out
+    left behind (was: exit 1, a traceback, an empty folder). A folder written before the digests
+    were recorded is still caught by the row count."""
+    import json
+    import shutil
+
+    base = ["--env", "mlp_fmnist", "--methods", "random,constant", "--preset", "smoke", "--seeds", "2",
+            "--init-lrs", "1e-3,3e-3"]
+    src = workspace.parent / "eval_src"
+    if not src.exists():
+        assert evaluate.main(base + ["--out", str(src)]) == 0
+    old = tmp_path / "old"
+    shutil.copytree(src, old)
+    name = "curves.npz" if damage == "npz_tail" else "results.csv"
+    data = (old / name).read_bytes()
+    (old / name).write_bytes(data[:-40] if name == "results.csv" else data[: len(data) // 2])
+    if damage == "csv_tail_old_folder":
+        command = json.loads((old / "command.json").read_text())
+        del command["sha256"]
+        (old / "command.json").write_text(json.dumps(command))
+    capsys.readouterr()
+    code = evaluate.main(base + ["--baselines-from", str(old), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--baselines-from" in err[0], err
+    assert not os.path.exists(tmp_path / "e")

@@ -10,6 +10,7 @@ the package (`pretrained()`). The evaluator and `ganno_jax.scheduler` act throug
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Any
@@ -21,10 +22,12 @@ from flax import serialization, struct
 
 from ganno_jax.agent import normalizer
 from ganno_jax.agent.networks import GRU_SIZE, Actor
-from ganno_jax.errors import CheckpointError
+from ganno_jax.errors import CheckpointError, UserInputError
 from ganno_jax.trainer.config import TrainConfig, config_from_json
 
-POLICY_FORMAT = 1
+# Format 2: the policy's msgpack payload and its SHA-256, so that a changed byte is refused (format
+# 1 had no checksum: a flipped byte loaded silently with altered weights).
+POLICY_FORMAT = 2
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained")
 
 
@@ -86,24 +89,41 @@ def act(policy: Policy, carry, obs: jax.Array, key: jax.Array, greedy: bool = Fa
 
 # --- files ---------------------------------------------------------------------------------------
 def save_policy(policy: Policy, path: str) -> None:
-    """Writes `policy` as one msgpack file (arrays as float32, metadata as JSON)."""
-    tree = {"format": POLICY_FORMAT,
-            "meta": json.dumps({"obs_layout": policy.obs_layout, "num_actions": policy.num_actions,
+    """Writes `policy` as one msgpack file (arrays as float32, metadata as JSON) with the SHA-256
+    of its content."""
+    if not isinstance(policy, Policy):
+        raise UserInputError(f"save_policy takes a ganno_jax Policy (load_policy, pretrained), "
+                             f"got {type(policy).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise UserInputError(f"save_policy: path must be a file path, got {type(path).__name__}")
+    path = os.fspath(path)
+    tree = {"meta": json.dumps({"obs_layout": policy.obs_layout, "num_actions": policy.num_actions,
                                 "config": dataclasses.asdict(policy.config)}),
             "actor_params": jax.tree.map(np.asarray, policy.actor_params),
             "obs_stats": {k: np.asarray(v) for k, v in dataclasses.asdict(policy.obs_stats).items()}}
+    payload = serialization.msgpack_serialize(tree)
+    wrapped = {"format": POLICY_FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload}
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(serialization.msgpack_serialize(tree))
+        f.write(serialization.msgpack_serialize(wrapped))
     os.replace(tmp, path)
 
 
 def _read_policy_file(path: str) -> Policy:
     try:
         with open(path, "rb") as f:
-            tree = serialization.msgpack_restore(f.read())
-        if not isinstance(tree, dict) or tree.get("format") != POLICY_FORMAT:
-            raise ValueError(f"not a policy of format {POLICY_FORMAT}")
+            wrapped = serialization.msgpack_restore(f.read())
+    except Exception as e:  # noqa: BLE001 - msgpack raises many types for a file that is not one
+        raise CheckpointError(f"{path} is not a readable policy file ({e.__class__.__name__})") from None
+    if not isinstance(wrapped, dict) or wrapped.get("format") != POLICY_FORMAT:
+        version = wrapped.get("format") if isinstance(wrapped, dict) else None
+        raise CheckpointError(f"{path} is not a readable policy file (format {version!r}, this version "
+                              f"reads {POLICY_FORMAT}; re-save it from its run with save_policy)")
+    payload = wrapped.get("payload")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != wrapped.get("sha256"):
+        raise CheckpointError(f"{path} is corrupt: its content does not match its SHA-256")
+    try:
+        tree = serialization.msgpack_restore(payload)
         meta = json.loads(tree["meta"])
         stats = normalizer.RunningStats(**{k: jnp.asarray(v) for k, v in tree["obs_stats"].items()})
         params = jax.tree.map(jnp.asarray, tree["actor_params"])
@@ -137,6 +157,10 @@ def load_policy(path: str) -> Policy:
 
     Raises CheckpointError (one line) for a missing, incomplete or corrupt source.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise UserInputError(f"load_policy takes a path (run folder, checkpoint or .policy file), "
+                             f"got {type(path).__name__}")
+    path = os.fspath(path)
     if os.path.isfile(path):
         return _read_policy_file(path)
     return _read_checkpoint_policy(path)
