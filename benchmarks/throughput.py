@@ -28,18 +28,22 @@ import jax.numpy as jnp
 
 from benchmarks.common import device_info, emit_json, time_fn
 from benchmarks.inner_step import plain_loop
+from benchmarks.user_loop import measure_user_loop
 
 PRESETS = {
     # Seconds: the test checks the JSON fields with it (mlp: the cheapest model to compile).
     "smoke": dict(models=("mlp",), tau=2, env_steps=2, n_train=1024, n_val=64, repeats=1,
-                  scaling_envs=(1, 2), devices=(), torch=False, deploy_taus=(4,)),
+                  scaling_envs=(1, 2), devices=(), torch=False, deploy_taus=(4,),
+                  user_loop_steps=50),
     # The development CPU (2 cores): tau 20 keeps one repeat of cnn5 under a minute; deployment is
     # also measured at the paper's tau 100. Medians of 5 repeats (repeat-to-repeat noise is ±10 %).
     "cpu": dict(models=("cnn2", "cnn5"), tau=20, env_steps=4, n_train=50_000, n_val=512, repeats=5,
-                scaling_envs=(1, 2, 4, 8), devices=(1, 2), torch=True, deploy_taus=(100,)),
+                scaling_envs=(1, 2, 4, 8), devices=(1, 2), torch=True, deploy_taus=(100,),
+                user_loop_steps=1000),
     # An accelerator at the paper's tau.
     "gpu": dict(models=("cnn2", "cnn5"), tau=100, env_steps=8, n_train=50_000, n_val=2048, repeats=3,
-                scaling_envs=(1, 2, 4, 8, 16, 32, 64), devices=(), torch=True, deploy_taus=()),
+                scaling_envs=(1, 2, 4, 8, 16, 32, 64), devices=(), torch=True, deploy_taus=(),
+                user_loop_steps=1000),
 }
 INPUT_SHAPE = (28, 28, 1)  # Fashion-MNIST / MNIST
 BATCH = 128
@@ -61,10 +65,17 @@ def synthetic_env(model_name: str, p: dict, noop: bool, tau: int | None = None):
                     reward="difference_accuracy" if noop else "accuracy")
 
 
+def plain_batches(x_train, y_train, steps: int):
+    """(steps, BATCH, ...) minibatches for the plain loop, wrapping around the split: at tau 100
+    the cpu preset needs 400 × 128 examples of a 50,000-example split (a plain reshape of the first
+    steps·BATCH rows failed there)."""
+    idx = (jnp.arange(steps * BATCH) % x_train.shape[0]).reshape(steps, BATCH)
+    return x_train[idx], y_train[idx]
+
+
 def measure_plain(env, params, p) -> dict:
     steps = p["tau"] * p["env_steps"]
-    x = params.data.x_train[: steps * BATCH].reshape(steps, BATCH, *INPUT_SHAPE)
-    y = params.data.y_train[: steps * BATCH].reshape(steps, BATCH)
+    x, y = plain_batches(params.data.x_train, params.data.y_train, steps)
     state = env.task.init(jax.random.PRNGKey(0), jnp.full(env.num_agents(), 1e-3), 0.1)
     t = time_fn(plain_loop(env.task.model, x, y), state.params, repeats=p["repeats"])
     return {"plain_inner_steps_per_s": steps / t["median_s"], "plain_compile_s": t["compile_s"]}
@@ -287,6 +298,8 @@ def main(argv=None):
         "models": [measure_model(m, p) for m in p["models"]],
         "scaling_envs": measure_scaling(p),
         "scaling_devices": measure_devices(p, args.preset),
+        # ganno_jax.scheduler against optax.adamw in a user's own jitted scan (benchmarks/user_loop.py).
+        "user_loop": [measure_user_loop(m, p["user_loop_steps"], p["repeats"]) for m in ("mlp", "cnn")],
     }
     emit_json(result, args.out)
 

@@ -52,3 +52,23 @@ def test_readme_table_is_rendered_from_the_committed_json():
     assert f"| {last['num_envs']} | {last['num_devices']} | {last['deploy_inner_steps_per_s']:,.1f} | " \
            f"{last['deploy_inner_steps_per_s'] / base:.2f} |" in text
     assert result["device"]["jax"] in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
+def test_every_presets_inputs_have_the_shapes_the_loops_need(preset):
+    """Shapes only (jax.eval_shape, nothing timed or materialised): the plain loop's minibatches at
+    every tau a preset measures, from a split of the preset's size (the cpu preset's tau-100
+    deployment measurement once asked 400 minibatches of 128 from 50,000 examples and failed)."""
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks import throughput as tp
+
+    p = tp.PRESETS[preset]
+    x = jax.ShapeDtypeStruct((p["n_train"], *tp.INPUT_SHAPE), jnp.float32)
+    y = jax.ShapeDtypeStruct((p["n_train"],), jnp.int32)
+    for tau in (p["tau"], *p["deploy_taus"]):
+        steps = tau * p["env_steps"]
+        xb, yb = jax.eval_shape(lambda x, y: tp.plain_batches(x, y, steps), x, y)
+        assert xb.shape == (steps, tp.BATCH, *tp.INPUT_SHAPE) and yb.shape == (steps, tp.BATCH)
+    assert 4 * p["n_val"] <= p["n_train"]  # the validation split synthetic_env slices

@@ -206,7 +206,9 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
         end = count % tau == 0  # a block is complete: its means are what the next decision sees
         nonfinite = jnp.where((count - 1) % tau == 0, False, state.nonfinite) | ~jnp.isfinite(loss)
         state = state._replace(
-            inner=inner, count=count, grad_norm=grad_norms(grads, table),
+            # Only the block's last gradient is observed: skip the norms on the other tau-1 steps.
+            inner=inner, count=count,
+            grad_norm=jax.lax.cond(end, lambda g: grad_norms(g, table), lambda g: state.grad_norm, grads),
             block_loss=jnp.where(end, loss_sum / tau, state.block_loss),
             block_accuracy=jnp.where(end, acc_sum / tau, state.block_accuracy),
             loss_sum=jnp.where(end, 0.0, loss_sum), accuracy_sum=jnp.where(end, 0.0, acc_sum),
