@@ -20,9 +20,12 @@ import numpy as np
 
 from ganno_jax.errors import UserInputError, cli_main, create_out_dir, remove_created
 
-# The benchmark's baselines: the random agent, the constant LR, and the handcrafted schedules whose
-# spread at the best initial LR shows that the protocol separates schedules (summary.json).
-BENCHMARK_BASELINES = ("random", "constant", "linear", "cosine", "sgdr", "onecycle", "warmup_cosine")
+# The benchmark's baselines: the random agent, the constant LR, the handcrafted schedules whose
+# spread at the best initial LR shows that the protocol separates schedules (summary.json), and
+# what users pick instead of tuning (issue 22): WSD, reduce-on-plateau, schedule-free AdamW and the
+# LR-free optimisers.
+BENCHMARK_BASELINES = ("random", "constant", "linear", "cosine", "sgdr", "onecycle", "warmup_cosine",
+                       "wsd", "plateau", "schedule_free", "prodigy", "dadapt_adamw", "dog", "cocob", "mechanic")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="environment id (default: the checkpoint's training env; required without --ckpt)")
     ap.add_argument("--methods", default=None,
                     help="comma list of methods (ganno, random, constant, linear, quadratic, cosine, "
-                         "exponential, piecewise, sgdr, warmup_cosine, onecycle, lamb_cosine, lion); "
+                         "exponential, piecewise, sgdr, warmup_cosine, onecycle, wsd, lamb_cosine, lion, "
+                         "plateau, schedule_free, and the LR-free prodigy, dadapt_adamw, dog, cocob, "
+                         "mechanic); "
                          "default ganno,random,constant with --ckpt, else random,constant")
     ap.add_argument("--init-lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2")
     ap.add_argument("--wds", default="0.1")
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> str:
-    from ganno_jax.evaluation.controllers import METHODS, NEEDS_CHECKPOINT
+    from ganno_jax.evaluation.controllers import LR_FREE_METHODS, METHODS, NEEDS_CHECKPOINT
 
     from ganno_jax.deploy.policy import check_layout, load_policy
 
@@ -170,11 +175,17 @@ def _evaluate(args: argparse.Namespace) -> str:
             bar.update(1)
             continue
         method_env, method_ctx = (agent_env, agent_ctx) if method in agent_methods else (env, ctx)
+        # An LR-free method ignores the initial LR: one run per (wd, seed), shown in every LR column.
+        lr_free = method in LR_FREE_METHODS
+        cells = [g for g in grid if g[0] == init_lrs[0]] if lr_free else grid
         t0 = time.time()
-        res = run_grid(method_env, METHODS[method](method_ctx), [g[2] for g in grid], [g[0] for g in grid],
-                       [g[1] for g in grid], params)
-        wall = (time.time() - t0) / len(grid)
-        for i, (lr, wd, seed) in enumerate(grid):
+        res = run_grid(method_env, METHODS[method](method_ctx), [g[2] for g in cells], [g[0] for g in cells],
+                       [g[1] for g in cells], params)
+        wall = (time.time() - t0) / len(cells)
+        index = {g: i for i, g in enumerate(cells)}
+        cell_of = lambda g: index[(init_lrs[0], *g[1:]) if lr_free else g]  # noqa: E731
+        for lr, wd, seed in grid:
+            i = cell_of((lr, wd, seed))
             rows.append({"method": method, "env": args.env, "init_lr": lr, "weight_decay": wd,
                          "seed": seed, "test_accuracy": float(res.test_accuracy[i]),
                          "test_loss": float(res.test_loss[i]),
@@ -183,7 +194,7 @@ def _evaluate(args: argparse.Namespace) -> str:
                          "wall_time_s": round(wall, 3)})
         for lr in init_lrs:
             for wd in wds:
-                idx = [i for i, g in enumerate(grid) if g[:2] == (lr, wd)]
+                idx = [cell_of(g) for g in grid if g[:2] == (lr, wd)]
                 curves[(method, lr, wd)] = {"lrs": res.lrs[idx], "val_accuracy": res.val_accuracy[idx],
                                             "test_accuracy": res.test_curve[idx]}
         bar.update(1)
@@ -194,11 +205,12 @@ def _evaluate(args: argparse.Namespace) -> str:
     label = f"{args.env} ({inner_steps} inner steps)"
     title = (f"# {label}\n\nckpt: {args.ckpt or '-'}; greedy: {args.greedy}; "
              f"tau {env.config.tau}, T {env.config.episode_length}; seeds {num_seeds}")
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(_tables(rows, title))
     agent_method = agent_methods[0] if agent_methods else None
+    summary = report.summary(rows, agent_method)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(_tables(rows, title) + (report.questions_table(summary, agent_method) if agent_method else ""))
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(report.summary(rows, agent_method), f, indent=2)
+        json.dump(summary, f, indent=2)
     report.save_curves(os.path.join(out, "curves.npz"), curves)
     report.plot_grid(os.path.join(out, ""), curves, env.config.tau, args.env)
     # The digests let --baselines-from refuse a results.csv or curves.npz changed since.

@@ -27,6 +27,10 @@ REFERENCE = {
                                               decay_steps=c) for c in (100, 200, 400)]),
     "warmup_cosine": lambda: optax.warmup_cosine_decay_schedule(0.0, ALPHA, 35, N),
     "onecycle": lambda: optax.cosine_onecycle_schedule(N, ALPHA),
+    # 5 % warm-up (35 steps), constant to 80 % (560), then α·(1 − sqrt(fraction of the last 140)).
+    "wsd": lambda: optax.join_schedules(
+        [optax.linear_schedule(0.0, ALPHA, 35), optax.constant_schedule(ALPHA),
+         lambda c: ALPHA * (1 - jnp.sqrt(jnp.clip(c / 140, 0, 1)))], [35, 560]),
 }
 
 
@@ -51,6 +55,9 @@ def test_schedule_landmarks_by_hand():
     assert at("sgdr", 50) == pytest.approx(ALPHA / 2) and at("sgdr", 500) == pytest.approx(ALPHA / 2)
     assert at("warmup_cosine", 0) == 0.0 and at("warmup_cosine", 35) == pytest.approx(ALPHA)
     assert at("onecycle", 210) == pytest.approx(ALPHA)  # the peak at 30 %
+    assert at("wsd", 0) == 0.0 and at("wsd", 35) == pytest.approx(ALPHA) and at("wsd", 559) == pytest.approx(ALPHA)
+    assert at("wsd", 560 + 35) == pytest.approx(ALPHA / 2)  # 1 − sqrt(1/4) a quarter into the cooldown
+    assert at("wsd", N) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_schedules_trace_under_vmap_over_alpha():

@@ -11,9 +11,23 @@ Choices where the spec names a schedule but not its constants (*our choice*):
   cosine cycles of N/7, 2N/7, 4N/7 (the last takes the remainder) each restarting at α;
   warmup_cosine: linear warm-up 0 → α over 5 % of N, cosine to 0; onecycle: optax's
   `cosine_onecycle_schedule` with its defaults (30 % up from α/25, down to α/25e4).
+  wsd (warm-up, stable, decay): linear warm-up 0 → α over 5 % of N, constant α, then a cooldown
+  to 0 over the last 20 % in the "1 − sqrt" shape, which Hägele et al. (2024, "Scaling laws and
+  compute-optimal training beyond fixed training durations") measured to beat a linear cooldown.
 Optimisers: AdamW (b1 0.9, b2 0.999, eps 1e-8, decoupled weight decay, as the env's) for the
 schedules; LAMB (optax defaults, eps 1e-6) with the cosine schedule; Lion (optax defaults,
 b1 0.9, b2 0.99) at constant α. Weight decay is the grid's for all of them.
+
+What users pick instead of tuning a schedule (issue 22), from `optax.contrib`:
+  plateau: AdamW at α with `reduce_on_plateau` (optax defaults: ×0.1 after 10 validations
+    without a 1e-4 relative improvement) fed the validation loss the env measures every tau steps;
+  schedule_free: `schedule_free_adamw` at α and the grid's weight decay, warm-up over 5 % of N
+    (its authors recommend the warm-up of a usual schedule), scored at its averaged point
+    (`schedule_free_eval_params`);
+  LR-free, at their published defaults (learning_rate 1.0), the grid's weight decay where they
+    take one, the initial LR ignored: prodigy, dadapt_adamw, dog, cocob (its own decay 0: it takes
+    one, but its authors use none), mechanic (`mechanize` around AdamW at base rate 1.0 with the
+    grid's decay; Mechanic's own defaults).
 """
 
 from __future__ import annotations
@@ -21,7 +35,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import optax
+from optax import contrib
 
 Schedule = Callable[[jax.Array], jax.Array]
 
@@ -31,6 +47,14 @@ def _sgdr(n: int) -> Schedule:
     cycles = [first, second, n - first - second]
     return optax.sgdr_schedule([dict(init_value=1.0, peak_value=1.0, warmup_steps=0, decay_steps=c)
                                 for c in cycles])
+
+
+def _wsd(n: int) -> Schedule:
+    warm, cool = max(1, n // 20), max(1, n // 5)
+    stable = n - warm - cool
+    cooldown = lambda count: 1.0 - jnp.sqrt(jnp.clip(count / cool, 0.0, 1.0))  # noqa: E731
+    return optax.join_schedules([optax.linear_schedule(0.0, 1.0, warm), optax.constant_schedule(1.0), cooldown],
+                                [warm, warm + stable])
 
 
 # name -> (total inner steps N -> schedule with peak 1). Each must be linear in its peak.
@@ -43,6 +67,7 @@ UNIT_SCHEDULES: dict[str, Callable[[int], Schedule]] = {
     "sgdr": _sgdr,
     "warmup_cosine": lambda n: optax.warmup_cosine_decay_schedule(0.0, 1.0, max(1, n // 20), n),
     "onecycle": lambda n: optax.cosine_onecycle_schedule(n, 1.0),
+    "wsd": _wsd,
 }
 
 
@@ -74,9 +99,66 @@ def lion(alpha, wd, total_steps):
     return optax.lion(lr, weight_decay=wd), lr
 
 
+def _constant(alpha):
+    return lambda count: alpha + 0.0 * count
+
+
+def _no_lr(count):
+    """The recorded LR of an LR-free method: it has none to record (NaN, left out of the plots)."""
+    return jnp.nan + 0.0 * count
+
+
+def plateau_scale(state) -> jax.Array:
+    """The multiplier `reduce_on_plateau` is applying (1, then 0.1, 0.01, ...)."""
+    return state[1].scale
+
+
+def plateau(alpha, wd, total_steps):
+    """AdamW at α, its step multiplied by `reduce_on_plateau`'s scale; the scale moves only on the
+    validation losses `plateau_observe` passes (every tau steps), not on the train steps."""
+    reduce = contrib.reduce_on_plateau()
+
+    def init(params):
+        return reduce.init(params)
+
+    def update(updates, state, params=None, **extra):
+        return jax.tree.map(lambda u: state.scale * u, updates), state
+
+    scaled = optax.GradientTransformation(init, update)
+    return optax.chain(optax.adamw(alpha, b1=0.9, b2=0.999, eps=1e-8, weight_decay=wd), scaled), _constant(alpha)
+
+
+def plateau_observe(opt_state, val_loss):
+    """Advances the plateau state of `plateau`'s optimiser state by one validation loss."""
+    reduce = contrib.reduce_on_plateau()
+    _, new = reduce.update(jnp.zeros(()), opt_state[1], value=val_loss)
+    return (opt_state[0], new)
+
+
+def schedule_free(alpha, wd, total_steps):
+    tx = contrib.schedule_free_adamw(alpha, warmup_steps=max(1, total_steps // 20), weight_decay=wd)
+    return tx, _constant(alpha)
+
+
+def _lr_free(make):
+    return lambda alpha, wd, total_steps: (make(wd), _no_lr)
+
+
+# LR-free optimisers: make(wd) -> GradientTransformation; the grid's initial LR is not used.
+LR_FREE = {
+    "prodigy": lambda wd: contrib.prodigy(weight_decay=wd),
+    "dadapt_adamw": lambda wd: contrib.dadapt_adamw(weight_decay=wd),
+    "dog": lambda wd: contrib.dog(weight_decay=wd),
+    "cocob": lambda wd: contrib.cocob(),
+    "mechanic": lambda wd: contrib.mechanize(optax.adamw(1.0, weight_decay=wd)),
+}
+
 # name -> make(alpha, wd, total_steps) -> (GradientTransformation, schedule)
 OPTIMIZER_BASELINES: dict[str, Callable] = {
     **{name: adamw_with_schedule(name) for name in UNIT_SCHEDULES},
     "lamb_cosine": lamb_cosine,
     "lion": lion,
+    "plateau": plateau,
+    "schedule_free": schedule_free,
+    **{name: _lr_free(make) for name, make in LR_FREE.items()},
 }

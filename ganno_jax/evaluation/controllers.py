@@ -7,6 +7,8 @@ One interface, two ways of acting (a `Controller` fills exactly one):
     A trained GANNO policy works for any number of agents: agents are rows of one batch.
   - per inner step, as an optax optimiser with its own schedule
       optimizer(alpha, weight_decay, total_steps) -> (GradientTransformation, schedule)
+    optionally told each validation loss (`observe`, every tau steps: reduce-on-plateau) and
+    scored at other parameters than it trains (`eval_params`: schedule-free's averaged point).
 `METHODS` maps every evaluation method name to a factory of its controller; presets added later
 register here (`register`) and the evaluator picks them up unchanged.
 """
@@ -32,6 +34,9 @@ class Controller(NamedTuple):
     init: Callable[[int], Any] | None = None
     act: Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]] | None = None
     optimizer: Callable[..., tuple[optax.GradientTransformation, Callable]] | None = None
+    observe: Callable[[Any, jax.Array], Any] | None = None  # (opt_state, val_loss) -> opt_state
+    eval_params: Callable[[Any, Any], Any] | None = None  # (opt_state, params) -> params to score
+    lr_scale: Callable[[Any], jax.Array] | None = None  # opt_state -> multiplier of the schedule's LR
 
     @property
     def per_inner_step(self) -> bool:
@@ -93,5 +98,9 @@ def register(name: str, factory: Callable[[MethodContext], Controller], needs_ch
         NEEDS_CHECKPOINT.add(name)
 
 
+_HOOKS = {"plateau": {"observe": baselines.plateau_observe, "lr_scale": baselines.plateau_scale},
+          "schedule_free": {"eval_params": optax.contrib.schedule_free_eval_params}}
 for _name, _make in baselines.OPTIMIZER_BASELINES.items():
-    register(_name, lambda ctx, n=_name, m=_make: Controller(n, optimizer=m))
+    register(_name, lambda ctx, n=_name, m=_make: Controller(n, optimizer=m, **_HOOKS.get(n, {})))
+# Methods that ignore the initial LR: evaluation runs them once per (weight decay, seed).
+LR_FREE_METHODS = frozenset(baselines.LR_FREE)

@@ -177,6 +177,9 @@ def summary(rows: list[dict], agent: str | None, metric: str = "test_accuracy") 
             if m != agent:
                 keys = sorted(set(c) & set(cells[agent]))
                 out["paired"][m] = paired(np.array([cells[agent][k] - c[k] for k in keys]))
+    out.update(user_questions(rows, agent, metric))
+    for m, info in out.pop("per_method").items():
+        out["methods"][m].update(info)
     hand = [m for m in SEPARATION_METHODS if m in cells]
     if len(hand) >= 2:
         lrs = sorted({k[0] for k in cells[hand[0]]})
@@ -189,3 +192,64 @@ def summary(rows: list[dict], agent: str | None, metric: str = "test_accuracy") 
         out["separation"] = {"init_lr": lr, "best": hi, "worst": lo, **p,
                              "standard_errors": p["mean_diff"] / p["se"] if p["se"] > 0 else float("inf")}
     return out
+
+
+def user_questions(rows: list[dict], agent: str | None, metric: str = "test_accuracy",
+                   select: str = "final_val_accuracy") -> dict:
+    """A user's two questions, paired over (weight decay, seed):
+
+    untuned, "I will not tune the LR": each method's mean of `metric` over the initial LRs;
+    tuned, "I will try every LR of the grid": each method at the initial LR whose mean `select`
+    (validation accuracy) over seeds is best, its `metric` per seed there.
+
+    Returns {"untuned": {m: paired}, "tuned": {m: paired}} (agent − m, empty without an agent) and
+    "per_method": {m: {"by_init_lr": {lr: mean %}, "tuned_init_lr": lr, "untuned_mean", "tuned_mean"}}.
+    A method that ignores the LR has the same rows in every LR column, so both answers are its value.
+    """
+    val: dict = defaultdict(lambda: defaultdict(dict))  # m -> lr -> (wd, seed) -> value
+    test: dict = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        key = (r["weight_decay"], r["seed"])
+        test[r["method"]][r["init_lr"]][key] = 100.0 * r[metric]
+        val[r["method"]][r["init_lr"]][key] = 100.0 * r[select]
+    untuned, tuned, per_method = {}, {}, {}
+    for m in test:
+        lrs = sorted(test[m])
+        keys = sorted(set.intersection(*(set(test[m][lr]) for lr in lrs)))
+        best = max(lrs, key=lambda lr: np.mean([val[m][lr][k] for k in keys]))  # first of ties
+        untuned[m] = {k: float(np.mean([test[m][lr][k] for lr in lrs])) for k in keys}
+        tuned[m] = {k: test[m][best][k] for k in keys}
+        per_method[m] = {"by_init_lr": {str(lr): float(np.mean(list(test[m][lr].values()))) for lr in lrs},
+                         "tuned_init_lr": best, "untuned_mean": float(np.mean(list(untuned[m].values()))),
+                         "tuned_mean": float(np.mean(list(tuned[m].values())))}
+    out = {"untuned": {}, "tuned": {}, "per_method": per_method}
+    if agent is not None and agent in test:
+        for name, per in (("untuned", untuned), ("tuned", tuned)):
+            for m in per:
+                if m != agent:
+                    keys = sorted(set(per[m]) & set(per[agent]))
+                    out[name][m] = paired(np.array([per[agent][k] - per[m][k] for k in keys]))
+    return out
+
+
+def questions_table(summary: dict, agent: str) -> str:
+    """Markdown: per baseline, untuned and tuned means and the agent's paired difference [95% CI]."""
+    methods = summary["methods"]
+    a = methods[agent]
+    out = [f"\n## A user's two questions (paired over seeds; test accuracy %)\n",
+           f"untuned: mean over the initial LRs; tuned: at the initial LR with the best mean validation "
+           f"accuracy. {agent}: untuned {a['untuned_mean']:.2f}, tuned {a['tuned_mean']:.2f} "
+           f"(at {a['tuned_init_lr']:g}).\n",
+           "| method | untuned | agent − method [95% CI] | tuned (LR) | agent − method [95% CI] |",
+           "| --- | --- | --- | --- | --- |"]
+
+    def cell(p):
+        mark = " ✓" if p["ci95"][0] > 0 else (" ✗" if p["ci95"][1] < 0 else "")
+        return f"{p['mean_diff']:+.2f} [{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}]{mark}"
+
+    for m, info in methods.items():
+        if m == agent or m not in summary["untuned"]:
+            continue
+        out.append(f"| {m} | {info['untuned_mean']:.2f} | {cell(summary['untuned'][m])} | "
+                   f"{info['tuned_mean']:.2f} ({info['tuned_init_lr']:g}) | {cell(summary['tuned'][m])} |")
+    return "\n".join(out) + "\n"

@@ -84,7 +84,14 @@ def _total_steps(env) -> int:
 
 
 def _inner_state(controller: Controller, carry):
-    return carry[0] if controller.per_inner_step else carry[1].inner
+    return _scored(controller, carry[0]) if controller.per_inner_step else carry[1].inner
+
+
+def _scored(controller: Controller, inner):
+    """The inner state as it is scored: at the controller's evaluation parameters if it has them."""
+    if controller.eval_params is None:
+        return inner
+    return inner.replace(params=controller.eval_params(inner.opt_state, inner.params))
 
 
 def _agent_block(env, controller: Controller, carry, key, params):
@@ -112,13 +119,18 @@ def _optimizer_block(env, controller: Controller, carry, key, params):
     inner, losses = jax.lax.scan(step, inner, indices)
     # The validation subset `_agent_block`'s `env.step_env` draws for the same key and episode.
     x_val, y_val = env.val_subset(env.step_val_key(jax.random.split(key)[1], val_key), params)
-    val = env.task.evaluate(inner, x_val, y_val)
+    scored = _scored(controller, inner)
+    val = env.task.evaluate(scored, x_val, y_val)
+    if controller.observe is not None:  # e.g. reduce-on-plateau steps on this validation loss
+        inner = inner.replace(opt_state=controller.observe(inner.opt_state, val.loss))
     train_loss = losses.mean()
     diverged = ~(jnp.isfinite(train_loss) & jnp.isfinite(val.loss) & tree_finite(inner.params))
     lr = jnp.broadcast_to(schedule(count), (env.task.num_layers,))
+    if controller.lr_scale is not None:  # plateau: the schedule's α times the scale now in force
+        lr = lr * controller.lr_scale(inner.opt_state)
     info = {"lrs": lr, "val_accuracy": jnp.nan_to_num(val.accuracy), "diverged": diverged,
             "train_loss": jnp.nan_to_num(train_loss, nan=100.0, posinf=100.0)}
-    return (inner, stream, alpha, wd, count + env.config.tau, val_key), inner, info
+    return (inner, stream, alpha, wd, count + env.config.tau, val_key), _scored(controller, inner), info
 
 
 def run_grid(env, controller: Controller, seeds, init_lrs, wds, params) -> EpisodeResult:
