@@ -236,7 +236,7 @@ def questions_table(summary: dict, agent: str) -> str:
     """Markdown: per baseline, untuned and tuned means and the agent's paired difference [95% CI]."""
     methods = summary["methods"]
     a = methods[agent]
-    out = [f"\n## A user's two questions (paired over seeds; test accuracy %)\n",
+    out = ["\n## A user's two questions (paired over seeds; test accuracy %)\n",
            f"untuned: mean over the initial LRs; tuned: at the initial LR with the best mean validation "
            f"accuracy. {agent}: untuned {a['untuned_mean']:.2f}, tuned {a['tuned_mean']:.2f} "
            f"(at {a['tuned_init_lr']:g}).\n",
