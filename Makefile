@@ -4,10 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Data folder: whatever the user exported, else the shared copy beside the checkout. `make test`
-# requires it (GANNO_REQUIRE_DATA=1): a real-data test fails, naming the folder, rather than skip.
-GANNO_DATA_DIR ?= $(abspath ../shared/data)
+# Data folder: whatever the user exported, else the shared copy beside the checkout when there is
+# one, else nothing: the datasets are then downloaded on first use into ~/.cache/ganno_jax/data
+# (README "Data"). `make test` requires real data (GANNO_REQUIRE_DATA=1): a real-data test fails,
+# naming the folder, rather than skip.
+GANNO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+ifneq ($(GANNO_DATA_DIR),)
 export GANNO_DATA_DIR
+endif
 
 ENV ?= cnn2_fmnist
 PRESET ?= cpu

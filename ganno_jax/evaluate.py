@@ -207,6 +207,8 @@ def _evaluate(args: argparse.Namespace) -> str:
              f"tau {env.config.tau}, T {env.config.episode_length}; seeds {num_seeds}")
     agent_method = agent_methods[0] if agent_methods else None
     summary = report.summary(rows, agent_method)
+    for m in set(methods) & LR_FREE_METHODS:  # its "tuned LR" is no choice: every column is one run
+        summary["methods"][m]["lr_free"] = True
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(_tables(rows, title) + (report.questions_table(summary, agent_method) if agent_method else ""))
     with open(os.path.join(out, "summary.json"), "w") as f:

@@ -308,7 +308,8 @@ def _pretrain(run_dir: str | None, config, env, env_params, agent, mesh):
     import jax
 
     from ganno_jax.trainer import bc, demos
-    from ganno_jax.trainer.anakin import host_local, replicate
+    from ganno_jax.parallel import replicate
+    from ganno_jax.trainer.anakin import host_local
 
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0xBC)
     demo_key, bc_key = jax.random.split(key)

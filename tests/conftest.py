@@ -22,6 +22,9 @@ def real_data_dir() -> str | None:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session decodes into its own cache, so tests never depend on a user's cache."""
     monkeypatch.setenv("GANNO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    # No test reaches the internet: a missing dataset is refused, not fetched (test_download.py
+    # lifts this for its local 127.0.0.1 server only).
+    monkeypatch.setenv("GANNO_OFFLINE", "1")
 
 
 @pytest.fixture

@@ -140,7 +140,8 @@ def test_summary_paired_differences_by_hand():
 
     base = {1e-3: [0.80, 0.82, 0.81], 1e-2: [0.85, 0.86, 0.87]}
     shift = {"agent": [0.02, 0.04, 0.03], "cosine": [0.01, 0.01, 0.01], "constant": [0.0, 0.0, 0.0]}
-    rows = [{"method": m, "init_lr": lr, "weight_decay": 0.1, "seed": s, "test_accuracy": v + d}
+    rows = [{"method": m, "init_lr": lr, "weight_decay": 0.1, "seed": s, "test_accuracy": v + d,
+             "final_val_accuracy": v + d}
             for m, ds in shift.items() for lr, vs in base.items() for s, (v, d) in enumerate(zip(vs, ds))]
     out = summary(rows, "agent")
     assert out["methods"]["constant"]["n"] == 6

@@ -119,4 +119,6 @@ def test_benchmark_runs_an_lr_free_method_once_per_seed_and_answers_both_questio
     for question in ("untuned", "tuned"):
         assert set(summary[question]) == {"prodigy", "wsd"} and summary[question]["wsd"]["n"] == 2
     assert summary["methods"]["wsd"]["tuned_init_lr"] in (1e-3, 3e-3)
-    assert "A user's two questions" in open(os.path.join(out, "results.md")).read()
+    md = open(os.path.join(out, "results.md")).read()
+    assert "A user's two questions" in md and "(LR-free)" in md
+    assert summary["methods"]["prodigy"]["lr_free"] and "lr_free" not in summary["methods"]["wsd"]

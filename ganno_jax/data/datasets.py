@@ -8,6 +8,10 @@ Choices (SPEC §2, written down here):
   `SHA256SUMS` manifest in the data folder (a documented copy such as the CIFAR-10 JPEG-75
   reconstruction; `DatasetInfo.official` is then False), or the user opts out with
   `GANNO_SKIP_CHECKSUMS=1`. Anything else is a `DataError`.
+- Files found nowhere (no data folder holds them, no prepared tensorflow-datasets copy) are
+  downloaded on first use, verified against the official MD5 and stored atomically
+  (`ganno_jax.data.download`): into `$GANNO_DATA_DIR` when set, else `~/.cache/ganno_jax/data`,
+  which is then also searched. `GANNO_OFFLINE=1` never downloads.
 - Decoded uint8 arrays are cached as `.npz` under `$GANNO_CACHE_DIR` (default
   `~/.cache/ganno_jax`), keyed by the files' content digests: files are verified on every load
   (0.1 s for the MNIST family), so a file corrupted in place is caught even when a cache exists.
@@ -22,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from ganno_jax.data import formats
+from ganno_jax.data import download, formats
 from ganno_jax.errors import DataError
 
 DATA_ENV_VAR = "GANNO_DATA_DIR"
@@ -116,11 +120,8 @@ class Dataset:
 
 
 def data_dirs() -> list[str]:
-    """Folders searched for original files, in order."""
-    dirs = []
-    if os.environ.get(DATA_ENV_VAR):
-        dirs.append(os.environ[DATA_ENV_VAR])
-    return dirs
+    """Folders searched for original files: `$GANNO_DATA_DIR` when set, else the download folder."""
+    return [os.environ.get(DATA_ENV_VAR) or download.download_dir()]
 
 
 def _manifest_sha256(data_dir: str) -> dict[str, str]:
@@ -247,39 +248,42 @@ def load_raw(name: str) -> tuple[dict, DatasetInfo]:
     if name not in SPECS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(SPECS)}")
     spec = SPECS[name]
-    searched = []
     for data_dir in data_dirs():
-        folder = os.path.join(data_dir, name)
-        searched.append(folder)
-        paths = _files_present(spec, folder)
-        if paths is None:
-            continue
-        digests, official = _verify_present(spec, folder, data_dir, paths)
-        cache = _cache_path(spec, digests)
-        if os.path.exists(cache):
-            try:
-                with np.load(cache) as z:
-                    raw = {k: z[k] for k in z.files if k != "official"}
-                return raw, _info(spec, f"files:{folder}", official)
-            except (OSError, ValueError, KeyError):
-                pass  # a broken cache is rebuilt from the files
-        raw = _decode_files(spec, folder)
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = cache + f".{os.getpid()}.tmp.npz"
-        np.savez(tmp, official=official, **raw)
-        os.replace(tmp, cache)  # atomic: concurrent loaders never see half a cache file
-        return raw, _info(spec, f"files:{folder}", official)
+        found = _load_folder(spec, data_dir)
+        if found is not None:
+            return found
     raw = _load_tfds(spec)
     if raw is not None:
         return raw, _info(spec, "tfds", True)
-    expected = ", ".join(spec.files.values())
-    if name == "cifar10":
-        expected += " (or an extracted cifar-10-batches-bin/)"
-    where = ", ".join(searched) if searched else f"nothing: {DATA_ENV_VAR} is not set"
-    raise DataError(
-        f"dataset {name!r} not found: expected {expected} in $GANNO_DATA_DIR/{name}/ "
-        f"(searched {where}) or a prepared tensorflow-datasets copy; set {DATA_ENV_VAR}"
-    )
+    target = download.download_dir()
+    download.fetch_dataset(spec, target)  # a DataError saying how to place the files by hand
+    found = _load_folder(spec, target)
+    if found is None:  # cannot happen after a successful fetch; kept as a clear error
+        raise DataError(f"dataset {name!r}: files fetched into {target}/{name} but not found there")
+    return found
+
+
+def _load_folder(spec: DatasetSpec, data_dir: str) -> tuple[dict, DatasetInfo] | None:
+    """The dataset from `data_dir/<name>/` (verified; through the decoded cache), or None."""
+    folder = os.path.join(data_dir, spec.name)
+    paths = _files_present(spec, folder)
+    if paths is None:
+        return None
+    digests, official = _verify_present(spec, folder, data_dir, paths)
+    cache = _cache_path(spec, digests)
+    if os.path.exists(cache):
+        try:
+            with np.load(cache) as z:
+                raw = {k: z[k] for k in z.files if k != "official"}
+            return raw, _info(spec, f"files:{folder}", official)
+        except (OSError, ValueError, KeyError):
+            pass  # a broken cache is rebuilt from the files
+    raw = _decode_files(spec, folder)
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    tmp = cache + f".{os.getpid()}.tmp.npz"
+    np.savez(tmp, official=official, **raw)
+    os.replace(tmp, cache)  # atomic: concurrent loaders never see half a cache file
+    return raw, _info(spec, f"files:{folder}", official)
 
 
 def _info(spec: DatasetSpec, source: str, official: bool) -> DatasetInfo:

@@ -1,11 +1,7 @@
-"""The handcrafted baselines of SPEC §5 as optax schedules and optimisers.
+"""The handcrafted baselines of SPEC §5 as optax optimisers, and the rivals users pick instead.
 
-Every schedule is an optax schedule with peak (or initial) value α over N inner steps. α is a
-traced array when a grid of initial LRs is vmapped, and some optax constructors branch on their
-values in Python; all of these schedules are linear in α, so each is built once with α = 1 and
-scaled: `lr(step) = α · unit(step)` (the tests check this equals the optax function built with α).
-
-Choices where the spec names a schedule but not its constants (*our choice*):
+The schedules themselves live in `ganno_jax.inner.schedules` (the trainer's demonstrations use
+them too); each is linear in its peak α. Choices where the spec names a schedule but not its constants (*our choice*):
   linear: α → 0; quadratic: polynomial power 2, α → 0; cosine: α → 0; exponential: α → α/100
   (smooth, rate 0.01 over N); piecewise: ×0.1 at 50 % and again at 75 % of N; SGDR: three
   cosine cycles of N/7, 2N/7, 4N/7 (the last takes the remainder) each restarting at α;
@@ -39,43 +35,7 @@ import jax.numpy as jnp
 import optax
 from optax import contrib
 
-Schedule = Callable[[jax.Array], jax.Array]
-
-
-def _sgdr(n: int) -> Schedule:
-    first, second = n // 7, 2 * n // 7
-    cycles = [first, second, n - first - second]
-    return optax.sgdr_schedule([dict(init_value=1.0, peak_value=1.0, warmup_steps=0, decay_steps=c)
-                                for c in cycles])
-
-
-def _wsd(n: int) -> Schedule:
-    warm, cool = max(1, n // 20), max(1, n // 5)
-    stable = n - warm - cool
-    cooldown = lambda count: 1.0 - jnp.sqrt(jnp.clip(count / cool, 0.0, 1.0))  # noqa: E731
-    return optax.join_schedules([optax.linear_schedule(0.0, 1.0, warm), optax.constant_schedule(1.0), cooldown],
-                                [warm, warm + stable])
-
-
-# name -> (total inner steps N -> schedule with peak 1). Each must be linear in its peak.
-UNIT_SCHEDULES: dict[str, Callable[[int], Schedule]] = {
-    "linear": lambda n: optax.linear_schedule(1.0, 0.0, n),
-    "quadratic": lambda n: optax.polynomial_schedule(1.0, 0.0, power=2, transition_steps=n),
-    "cosine": lambda n: optax.cosine_decay_schedule(1.0, n),
-    "exponential": lambda n: optax.exponential_decay(1.0, transition_steps=n, decay_rate=0.01),
-    "piecewise": lambda n: optax.piecewise_constant_schedule(1.0, {n // 2: 0.1, (3 * n) // 4: 0.1}),
-    "sgdr": _sgdr,
-    "warmup_cosine": lambda n: optax.warmup_cosine_decay_schedule(0.0, 1.0, max(1, n // 20), n),
-    "onecycle": lambda n: optax.cosine_onecycle_schedule(n, 1.0),
-    "wsd": _wsd,
-}
-
-
-def schedule(name: str, alpha: jax.Array, total_steps: int) -> Schedule:
-    """The named schedule with peak `alpha` over `total_steps` inner steps."""
-    unit = UNIT_SCHEDULES[name](total_steps)
-    return lambda count: alpha * unit(count)
-
+from ganno_jax.inner.schedules import UNIT_SCHEDULES, schedule  # noqa: F401  (re-exported)
 
 def adamw_with_schedule(name: str) -> Callable:
     """`make(alpha, wd, total_steps) -> (optax transform, lr schedule)` for AdamW + the schedule."""

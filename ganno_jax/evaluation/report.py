@@ -250,6 +250,7 @@ def questions_table(summary: dict, agent: str) -> str:
     for m, info in methods.items():
         if m == agent or m not in summary["untuned"]:
             continue
+        lr = "LR-free" if info.get("lr_free") else f"{info['tuned_init_lr']:g}"
         out.append(f"| {m} | {info['untuned_mean']:.2f} | {cell(summary['untuned'][m])} | "
-                   f"{info['tuned_mean']:.2f} ({info['tuned_init_lr']:g}) | {cell(summary['tuned'][m])} |")
+                   f"{info['tuned_mean']:.2f} ({lr}) | {cell(summary['tuned'][m])} |")
     return "\n".join(out) + "\n"

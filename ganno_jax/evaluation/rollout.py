@@ -173,20 +173,9 @@ def run_grid(env, controller: Controller, seeds, init_lrs, wds, params) -> Episo
 
 
 def replicate_data(params):
-    """`params` with its dataset as arrays replicated over every device of every process, as
-    `run_grid` needs them. Data already placed so is returned as is: call this once before a loop
-    over methods, and no method copies the dataset again."""
-    import numpy as np
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    """`params` with its dataset replicated over every device of every process, as `run_grid`
+    needs it; data already placed so is returned as is (call this once before a loop over methods,
+    and no method copies the dataset again)."""
+    from ganno_jax.parallel import device_mesh, replicate
 
-    devices = jax.devices()
-
-    def placed(x):
-        return (isinstance(x, jax.Array) and x.sharding.is_fully_replicated
-                and x.sharding.device_set == set(devices))
-
-    if all(placed(x) for x in jax.tree.leaves(params.data)):
-        return params
-    sharding = NamedSharding(Mesh(np.array(devices), ("grid",)), P())
-    return params.replace(data=jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), params.data))
+    return params.replace(data=replicate(params.data, device_mesh("grid")))

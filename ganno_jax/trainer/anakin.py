@@ -27,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ganno_jax.agent import normalizer, ppo
 from ganno_jax.agent.networks import GRU_SIZE, Actor, Critic, critic_features, critic_input_dim
+from ganno_jax.parallel import replicate
 from ganno_jax.trainer.config import TrainConfig
 
 AXIS = "device"
@@ -95,13 +96,6 @@ class Trainer(NamedTuple):
     shardings: Any  # RunnerState of NamedShardings (for checkpoint restore)
     params: Any  # env_params replicated over the mesh (pass these to run_updates)
     mesh: Any  # the device mesh: all devices of all processes
-
-
-def replicate(tree, mesh: Mesh):
-    """Every leaf as a global array replicated over `mesh`; with several processes each passes the
-    same values (every process loads the same dataset)."""
-    sharding = NamedSharding(mesh, P())
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
 
 
 def host_local(tree):

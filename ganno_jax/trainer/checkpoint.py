@@ -171,7 +171,9 @@ def restore_agent_arrays(ckpt_dir: str, step: int) -> dict:
     restores onto one device."""
     import absl.logging
 
-    verify_manifest(os.path.join(ckpt_dir, str(step)))  # every item: a damaged run is refused whole
+    # The arrays of the agent and of the runner: a damaged run is refused whole. Its JSON metadata
+    # is parsed and checked on its own terms (an edited layout is named as such, not as corrupt).
+    verify_manifest(os.path.join(ckpt_dir, str(step)), items=("agent", "runner"))
     path = os.path.join(ckpt_dir, str(step), "agent")
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     verbosity = absl.logging.get_verbosity()
@@ -189,7 +191,7 @@ def restore_agent_arrays(ckpt_dir: str, step: int) -> dict:
 
 def restore_agent(ckpt_dir: str, step: int, like_agent):
     """The AgentState saved at `step`, restored into the structure of `like_agent`."""
-    verify_manifest(os.path.join(ckpt_dir, str(step)))
+    verify_manifest(os.path.join(ckpt_dir, str(step)), items=("agent", "runner"))
     mngr = ocp.CheckpointManager(ckpt_dir, item_names=("agent", "runner", "meta"))
     try:
         out = mngr.restore(step, args=ocp.args.Composite(

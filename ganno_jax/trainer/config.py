@@ -76,7 +76,7 @@ class TrainConfig:
     critic: str = "independent"  # "independent" (IPPO: own obs) or "central" (+ mean/max over agents)
     # Pre-training (paper §6): "bc" clones demonstrations of handcrafted schedules before PPO.
     pretrain: str = "none"  # "none" or "bc"
-    bc_schedules: str = "cosine,onecycle,warmup_cosine,sgdr"  # evaluation/baselines.py names
+    bc_schedules: str = "cosine,onecycle,warmup_cosine,sgdr"  # inner/schedules.py names
     bc_episodes: int = 8  # demonstration episodes per schedule (initial conditions as in training)
     bc_epochs: int = 100  # passes of the cloning over the demonstrations
     bc_lr: float = 1e-3  # Adam learning rate of the cloning
@@ -140,7 +140,7 @@ class TrainConfig:
         if self.agent_opt not in AGENT_OPTIMIZERS:
             raise UserInputError(f"unknown agent_opt {self.agent_opt!r}; known: {', '.join(AGENT_OPTIMIZERS)}")
         from ganno_jax.agent.networks import CRITICS
-        from ganno_jax.evaluation.baselines import UNIT_SCHEDULES
+        from ganno_jax.inner.schedules import UNIT_SCHEDULES
 
         if self.critic not in CRITICS:
             raise UserInputError(f"unknown critic {self.critic!r}; known: {', '.join(CRITICS)}")

@@ -1,6 +1,6 @@
 """Demonstrations from handcrafted schedules, mapped onto the agents' discrete actions.
 
-A schedule from `evaluation/baselines.py` with peak α = the episode's initial LR gives, at every
+A schedule from `inner/schedules.py` with peak α = the episode's initial LR gives, at every
 env step t, a target LR for the next block of tau inner steps: its value at inner step t·tau.
 Each agent takes the action whose result is closest to that target in log space (`track`), and
 the env runs on those actions, so the demonstration holds the observations an agent would see
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganno_jax.env.actions import ACTION_SETS, apply_action_set
-from ganno_jax.evaluation.baselines import schedule as make_schedule
+from ganno_jax.inner.schedules import schedule as make_schedule
 from ganno_jax.inner import optim
 
 FIELDS = ("obs", "actions", "rewards", "dones", "lrs", "targets")
