@@ -208,15 +208,15 @@ def _sync_config(args):
 def _train(args: argparse.Namespace, config, leader: bool) -> str:
     import jax
     from jax.experimental import multihost_utils
-    from tqdm import tqdm
-
     from ganno_jax.env import make
     from ganno_jax.trainer import checkpoint
     from ganno_jax.trainer.anakin import host_local, make_trainer
     from ganno_jax.trainer.runlog import RunLogger, plot_episode
 
     env, env_params = make(config.env_id, **config.env_overrides())
-    trainer = make_trainer(config, env, env_params)
+    quiet = os.environ.get("GANNO_NO_PROGRESS") == "1" or not leader
+    progress = StepProgress(config, len(jax.local_devices()), jax.process_count(), disable=quiet)
+    trainer = make_trainer(config, env, env_params, progress=None if quiet else progress)
     env_params = trainer.params
     runner = trainer.init(jax.random.PRNGKey(config.seed))
     meta = {"config": json.loads(config.to_json()), "obs_layout": env.obs_layout,
@@ -249,8 +249,7 @@ def _train(args: argparse.Namespace, config, leader: bool) -> str:
             logger.truncate_after(start)
     tracker = EpisodeTracker(_truncate_plots(plots_dir, start) if leader else 0)
     work = 2 if env.config.noop_branch else 1  # inner steps of work per action-branch inner step
-    bar = tqdm(total=config.num_updates, initial=start, unit="update", dynamic_ncols=True,
-               disable=os.environ.get("GANNO_NO_PROGRESS") == "1" or not leader)
+    progress.start(start)
     t0 = time.time()
     done_updates = start
     while done_updates < config.num_updates:
@@ -279,16 +278,69 @@ def _train(args: argparse.Namespace, config, leader: bool) -> str:
                              lrs, acc, config.tau,
                              f"{config.env_id}: env 0, episode {tracker.count} (update {update})")
         done_updates += n
-        rate = (done_updates - start) * config.env_steps_per_update / max(elapsed, 1e-9)
-        bar.set_postfix(env_steps_s=f"{rate:.1f}", inner_steps_s=f"{rate * config.tau * work:.0f}",
-                        reward=f"{metrics['reward'][-1]:.4f}")
-        bar.update(n)
-    bar.close()
+        progress.chunk_done(done_updates, reward=float(metrics["reward"][-1]), work=work)
+    progress.close()
     logger.close()
     mngr.close()
     if args.distributed:
         multihost_utils.sync_global_devices("run finished")
     return args.out
+
+
+class StepProgress:
+    """The training progress bar, in env steps (of each env copy), ticked from inside the compiled
+    loop after every env step (`make_trainer(progress=...)`) so it moves within an update, at most
+    once a second. Until the first tick the program is compiling, and the bar says so; the clock
+    (and so the ETA) restarts at the first tick."""
+
+    def __init__(self, config, num_local_devices: int, num_processes: int, disable: bool):
+        import threading
+
+        from tqdm import tqdm
+
+        # Each local device reports its own env copies; other processes' copies end episodes alike.
+        self.config, self.devices, self.processes = config, num_local_devices, num_processes
+        self.lock = threading.Lock()
+        self.bar = tqdm(total=config.num_updates * config.rollout_len, unit="env step", dynamic_ncols=True,
+                        disable=disable, desc="compiling the first update")
+        self.steps, self.episodes, self.shown, self.last, self.first = 0.0, 0.0, 0, 0.0, True
+
+    def start(self, updates_done: int) -> None:
+        self.steps = float(updates_done * self.config.rollout_len)
+        self.bar.n = self.shown = int(self.steps)
+        self.bar.refresh()
+
+    def __call__(self, episodes_ended) -> None:
+        """One env step of one device's env copies (called by jax.debug.callback)."""
+        with self.lock:
+            self.steps += 1.0 / self.devices
+            self.episodes += float(episodes_ended)
+            now = time.time()
+            if self.first:
+                self.first = False
+                self.bar.set_description("training")
+                self.bar.reset(total=self.bar.total)  # the ETA counts from here, not from compile
+                self.bar.n = self.shown = int(self.steps)
+            if now - self.last >= 1.0:
+                self._show(now)
+
+    def _show(self, now: float) -> None:
+        self.last = now
+        self.bar.update(int(self.steps) - self.shown)
+        self.shown = int(self.steps)
+        self.bar.set_postfix(episodes=int(self.episodes * self.processes), refresh=False)
+
+    def chunk_done(self, updates_done: int, reward: float, work: int) -> None:
+        with self.lock:
+            self._show(time.time())
+            rate = self.bar.format_dict["rate"] or 0.0  # env steps per second of each env copy
+            self.bar.set_postfix(update=f"{updates_done}/{self.config.num_updates}",
+                                 episodes=int(self.episodes * self.processes),
+                                 inner_steps_s=f"{rate * self.config.num_envs * self.config.tau * work:.0f}",
+                                 reward=f"{reward:.4f}")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class _Quiet:

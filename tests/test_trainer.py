@@ -76,6 +76,22 @@ def test_a_solved_memory_task_stays_solved_for_every_training_seed():
         assert _greedy_recall(runner.agent, env, jax.random.PRNGKey(100 + seed)) == 1.0, seed
 
 
+def test_progress_ticks_after_every_env_step_and_changes_no_value():
+    """The CLI's progress bar is fed from inside the compiled loop (jax.debug.callback): one call
+    per env step, the episodes that ended in it, and the same training result bit for bit."""
+    cfg = TrainConfig(num_envs=4, total_env_steps=4 * 16 * 2, rollout_len=16, seq_len=8, num_minibatches=2)
+    env = CueEnv(episode_length=5)
+    calls = []
+    ticked = make_trainer(cfg, env, None, progress=lambda ended: calls.append(int(ended)))
+    plain = make_trainer(cfg, env, None)
+    a, _ = ticked.run_updates(ticked.init(jax.random.PRNGKey(0)), None, 2)
+    jax.block_until_ready(a)
+    b, _ = plain.run_updates(plain.init(jax.random.PRNGKey(0)), None, 2)
+    assert len(calls) == 2 * 16 * len(jax.devices())
+    assert sum(calls) == 4 * (32 // 5)  # every env copy ends an episode every 5 steps
+    chex.assert_trees_all_equal(a, b)
+
+
 def test_loss_recomputes_the_rollouts_log_probs_exactly():
     """After a rollout with dones inside recurrent chunks (episodes of 5 steps, chunks of 8) and a
     chunk that starts mid-episode, the loss's sequence code gives the sampled log-probabilities:

@@ -148,9 +148,13 @@ def init_agent(key: jax.Array, config: TrainConfig, obs_dim: int, num_actions: i
                       normalizer.init_stats((obs_dim,)), normalizer.init_stats(()))
 
 
-def make_rollout(env, config: TrainConfig, num_agents: int):
+def make_rollout(env, config: TrainConfig, num_agents: int, progress=None):
     """`rollout(agent, carry, params, key) -> (carry, Rollout)`: `config.rollout_len` env steps of
-    every env copy in `carry` under the agent's sampled actions (pure; no device axis)."""
+    every env copy in `carry` under the agent's sampled actions (pure; no device axis).
+
+    `progress`, if given, is a host function called after every env step (through
+    `jax.debug.callback`; it does not change any value): the training CLI's progress bar, which
+    must tick well inside an update when one update of a CNN takes minutes."""
     actor, critic = Actor(env.num_actions), Critic()
 
     def rollout(agent: AgentState, carry: EnvCarry, params, key: jax.Array):
@@ -175,6 +179,8 @@ def make_rollout(env, config: TrainConfig, num_agents: int):
                 action.reshape(n_env, num_agents), params)
             tr = Transition(obs_n, c_obs, action, log_prob, value, per_agent(reward), per_agent(done),
                             per_agent(carry.reset), flat(carry.hidden))
+            if progress is not None:
+                jax.debug.callback(progress, jnp.sum(done))
             new = EnvCarry(env_state, next_obs, done, new_hidden.reshape(carry.hidden.shape))
             return new, (tr, carry.obs, reward, done, info)
 
@@ -210,8 +216,9 @@ def actor_on_sequences(actor: Actor, actor_params, seqs: Transition, h0: jax.Arr
     return dist
 
 
-def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
-    """Builds the pure training functions for `env` (see module docstring)."""
+def make_trainer(config: TrainConfig, env, env_params, progress=None) -> Trainer:
+    """Builds the pure training functions for `env` (see module docstring); `progress(episodes
+    ended)` is called on the host after every env step of every device (see `make_rollout`)."""
     from ganno_jax.errors import UserInputError
 
     devices = jax.devices()  # every device of every process (jax.distributed); local ones otherwise
@@ -229,7 +236,7 @@ def make_trainer(config: TrainConfig, env, env_params) -> Trainer:
     obs_dim = env.obs_dim
     actor, critic = Actor(env.num_actions), Critic()
     tx = agent_optimizer(config)
-    rollout = make_rollout(env, config, num_agents)
+    rollout = make_rollout(env, config, num_agents, progress)
 
     def init(key: jax.Array, params) -> RunnerState:
         agent_key, env_key, key = jax.random.split(key, 3)
