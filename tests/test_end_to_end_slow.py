@@ -67,3 +67,16 @@ def test_table2_smoke_merges_one_row_per_agent(tiny_data, tmp_path, monkeypatch)
     md = open(os.path.join(out, "results.md")).read()
     for agent in ("ganno-lr-only", "ganno-timestep-only", "ganno-single-agent", "ganno"):
         assert f"| {agent} |" in md
+
+
+@pytest.mark.slow
+def test_gpu_recipe_runs_at_smoke_scale_on_the_cpu(tiny_data, tmp_path, monkeypatch):
+    """experiments/gpu_default_agent.py with --scale smoke: the GPU recipe's flags and plumbing."""
+    from conftest import run_experiment
+
+    import ganno_jax
+
+    out = str(tmp_path / "gpu")
+    assert run_experiment("gpu_default_agent", ["--out", out, "--scale", "smoke"], monkeypatch) == 0
+    policy = ganno_jax.load_policy(out)
+    assert policy.config.num_envs == 4 and policy.config.agent_opt == "amsgrad"
