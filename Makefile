@@ -61,10 +61,11 @@ test-distributed: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.throughput --preset $(PRESET) --out $(BENCH_OUT)
 
-# The same JSON with PyTorch eager measured in the same run: installs the CPU build of the pinned
-# torch into the venv first (190 MB; the PyTorch index serves the CPU-only wheel).
+# The same JSON with PyTorch eager measured in the same run: installs the pinned torch into the
+# venv first, from the package registry (the development machines serve its CPU build from a
+# local file; elsewhere PyPI's default build, with CUDA, is larger but measures the same on CPU).
 bench-torch: $(STAMP)
-	$(PY) -m pip install -q --extra-index-url https://download.pytorch.org/whl/cpu 'torch==2.13.0+cpu'
+	$(PY) -m pip install -q 'torch==2.13.0'
 	$(PY) -m benchmarks.throughput --preset $(PRESET) --out $(BENCH_OUT)
 
 # The inner step alone (our layers vs plain optax vs nn.Conv) and the env under a random policy.

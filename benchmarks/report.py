@@ -67,12 +67,26 @@ def scaling_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def user_loop_table(result: dict) -> str:
+    """`ganno_jax.scheduler` against `optax.adamw` in a user's own jitted scan (absent in older JSON)."""
+    rows = result.get("user_loop", [])
+    if not rows:
+        return ""
+    lines = ["| user loop (scan of the user's Flax model) | steps | AdamW ms/step | scheduler ms/step | "
+             "AdamW / scheduler | goal |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['steps']} | {_f(r['adamw_ms_per_step'], 3)} | "
+                     f"{_f(r['scheduler_ms_per_step'], 3)} | {_f(r['ratio_user_loop'])} | ≥ 0.95 |")
+    return "\n".join(lines)
+
+
 def render(result: dict) -> str:
     d = result["device"]
     head = (f"`benchmarks.throughput --preset {result['preset']}`: {d['platform']} ({d['device_kind']}), "
             f"{d['num_devices']} device(s), jax {d['jax']}, {d['date'][:10]}; medians of repeats, compile apart; "
             f"synthetic 28×28 data, batch 128.")
-    return "\n\n".join([head, model_table(result), scaling_table(result)]) + "\n"
+    tables = [head, model_table(result), scaling_table(result), user_loop_table(result)]
+    return "\n\n".join(t for t in tables if t) + "\n"
 
 
 def main(argv=None):

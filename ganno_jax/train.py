@@ -304,6 +304,7 @@ class StepProgress:
         self.bar = tqdm(total=config.num_updates * config.rollout_len, unit="env step", dynamic_ncols=True,
                         disable=disable, desc="compiling the first update")
         self.steps, self.episodes, self.shown, self.last, self.first = 0.0, 0.0, 0, 0.0, True
+        self.postfix: dict = {}  # what the last finished chunk reported (update, rates, reward)
 
     def start(self, updates_done: int) -> None:
         self.steps = float(updates_done * self.config.rollout_len)
@@ -328,16 +329,16 @@ class StepProgress:
         self.last = now
         self.bar.update(int(self.steps) - self.shown)
         self.shown = int(self.steps)
-        self.bar.set_postfix(episodes=int(self.episodes * self.processes), refresh=False)
+        self.bar.set_postfix(self.postfix, episodes=int(self.episodes * self.processes), refresh=False)
 
     def chunk_done(self, updates_done: int, reward: float, work: int) -> None:
         with self.lock:
             self._show(time.time())
             rate = self.bar.format_dict["rate"] or 0.0  # env steps per second of each env copy
-            self.bar.set_postfix(update=f"{updates_done}/{self.config.num_updates}",
-                                 episodes=int(self.episodes * self.processes),
-                                 inner_steps_s=f"{rate * self.config.num_envs * self.config.tau * work:.0f}",
-                                 reward=f"{reward:.4f}")
+            self.postfix = {"update": f"{updates_done}/{self.config.num_updates}",
+                            "inner_steps_s": f"{rate * self.config.num_envs * self.config.tau * work:.0f}",
+                            "reward": f"{reward:.4f}"}
+            self.bar.set_postfix(self.postfix, episodes=int(self.episodes * self.processes))
 
     def close(self) -> None:
         self.bar.close()

@@ -34,6 +34,8 @@ def test_smoke_benchmark_json_fields(tmp_path):
     assert [r["num_envs"] for r in result["scaling_envs"]] == [1, 2]
     assert all(r["train_env_steps_per_s"] > 0 and r["deploy_inner_steps_per_s"] > 0
                for r in result["scaling_envs"])
+    assert [r["model"] for r in result["user_loop"]] == ["user_mlp", "user_cnn"]
+    assert all(r["ratio_user_loop"] == r["adamw_ms_per_step"] / r["scheduler_ms_per_step"] for r in result["user_loop"])
 
 
 def test_readme_table_is_rendered_from_the_committed_json():
@@ -52,6 +54,9 @@ def test_readme_table_is_rendered_from_the_committed_json():
     assert f"| {last['num_envs']} | {last['num_devices']} | {last['deploy_inner_steps_per_s']:,.1f} | " \
            f"{last['deploy_inner_steps_per_s'] / base:.2f} |" in text
     assert result["device"]["jax"] in text.splitlines()[0]
+    for r in result.get("user_loop", []):  # the scheduler's cost in a user's own loop
+        assert f"| {r['model']} | {r['steps']} | {r['adamw_ms_per_step']:,.3f} |" in text
+        assert f"| {r['ratio_user_loop']:.2f} | ≥ 0.95 |" in text
 
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])

@@ -70,7 +70,12 @@ def test_plateau_scale_drops_by_ten_after_patience_validations_without_improveme
     assert float(lr(50)) == pytest.approx(1e-3)
 
 
-@pytest.mark.parametrize("name", ["plateau", "prodigy", "dadapt_adamw", "dog", "cocob", "mechanic"])
+SLOW = pytest.mark.slow  # the fast tier keeps one LR-free optimiser; all run in `make test-slow`
+
+
+@pytest.mark.parametrize("name", ["plateau", "prodigy", pytest.param("dadapt_adamw", marks=SLOW),
+                                  pytest.param("dog", marks=SLOW), pytest.param("cocob", marks=SLOW),
+                                  pytest.param("mechanic", marks=SLOW)])
 def test_rivals_run_through_the_rollout(env_and_params, name):
     env, params = env_and_params
     res = jax.jit(make_rollout(env, controllers.METHODS[name](controllers.MethodContext(9))))(

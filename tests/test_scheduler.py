@@ -176,6 +176,7 @@ def test_transform_drives_a_batchnorm_cnn_whose_loop_keeps_the_batch_statistics(
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(p))
 
 
+@pytest.mark.slow  # compiles a ResNet-9 step (~15 s)
 def test_transform_drives_the_repositorys_resnet9():
     from ganno_jax.inner.models import ResNet9
 

@@ -109,9 +109,14 @@ def plot_grid(path_prefix: str, curves: dict, tau: int, label: str) -> list[str]
             ax.set_visible(False)
         for ax, m in zip(axes.flat, methods):
             lrs = curves[(m, lr, wd)]["lrs"][0]  # first seed
+            ax.set_title(f"{m}", fontsize=9)
+            if np.all(np.isnan(lrs)):  # an LR-free optimiser records none
+                ax.text(0.5, 0.5, "LR-free: no learning rate", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=8)
+                ax.set_xticks([])
+                continue
             steps = np.arange(lrs.shape[0]) * tau
             plot_layer_lrs(ax, steps, lrs, step_plot=True, legend=ax is axes.flat[0], fontsize=6)
-            ax.set_title(f"{m}", fontsize=9)
         for ax in axes[-1]:
             ax.set_xlabel("inner steps")
         for ax in axes[:, 0]:
