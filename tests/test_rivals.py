@@ -103,6 +103,7 @@ def test_user_questions_by_hand():
     assert out["per_method"]["base"]["by_init_lr"]["0.01"] == pytest.approx(85.0)
 
 
+@pytest.mark.slow  # ~40 s: trains a smoke agent and evaluates three methods (keeps make test < 10 min)
 def test_benchmark_runs_an_lr_free_method_once_per_seed_and_answers_both_questions(tmp_path, monkeypatch):
     from conftest import write_tiny_mnist
 

@@ -8,6 +8,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ganno_jax.agent import normalizer
 from ganno_jax.agent.networks import GRU_SIZE, Actor
@@ -62,6 +63,7 @@ RECALL = TrainConfig(num_envs=16, total_env_steps=16 * 16 * 400, rollout_len=16,
                      num_minibatches=4, lr=2e-3, gamma=0.9)
 
 
+@pytest.mark.slow  # ~30 s: 3 x 400 updates (keeps make test < 10 min)
 def test_a_solved_memory_task_stays_solved_for_every_training_seed():
     """Solved by update ~40, then trained 10x longer. With plain Adam (agent_opt="adam") training
     seed 1 drifts to a wrong deterministic mapping (sampled reward 0.90 at update 400, entropy 0):
