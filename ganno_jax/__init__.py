@@ -8,8 +8,9 @@
 __version__ = "0.2.0"
 
 from ganno_jax.deploy.policy import Policy, load_policy, pretrained, save_policy  # noqa: E402
-from ganno_jax.deploy.scheduler import scheduler, scheduler_learning_rates  # noqa: E402
+from ganno_jax.deploy.scheduler import (  # noqa: E402
+    scheduler, scheduler_eval_params, scheduler_learning_rates)
 from ganno_jax.env import make, make_env  # noqa: E402
 
 __all__ = ["Policy", "load_policy", "make", "make_env", "pretrained", "save_policy", "scheduler",
-           "scheduler_learning_rates"]
+           "scheduler_eval_params", "scheduler_learning_rates"]

@@ -18,7 +18,8 @@ import sys
 import time
 import numpy as np
 
-from ganno_jax.errors import UserInputError, cli_main, create_out_dir, remove_created
+from ganno_jax import envvars
+from ganno_jax.errors import UserInputError, cli_main, create_out_dir, one_line, remove_created
 
 # The benchmark's baselines: the random agent, the constant LR, the handcrafted schedules whose
 # spread at the best initial LR shows that the protocol separates schedules (summary.json), and
@@ -57,13 +58,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _floats(text: str, name: str, allow_zero: bool) -> list[float]:
+def _is_float(text: str) -> bool:
     try:
-        values = [float(x) for x in text.split(",") if x.strip()]
+        float(text)
     except ValueError:
-        raise UserInputError(f"--{name} must be a comma list of numbers, got {text!r}") from None
-    if not values or any(not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero) for v in values):
-        raise UserInputError(f"--{name} values must be finite and {'>= 0' if allow_zero else '> 0'}: {text!r}")
+        return False
+    return True
+
+
+def _floats(text: str, name: str, allow_zero: bool) -> list[float]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    try:
+        values = [float(x) for x in items]
+    except ValueError:
+        bad = next(x for x in items if not _is_float(x))
+        raise UserInputError(f"--{name} must be a comma list of numbers; {one_line(repr(bad), 40)} is not "
+                             f"one") from None
+    bad = [v for v in values if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero)]
+    if not values or bad:
+        raise UserInputError(f"--{name} values must be finite and {'>= 0' if allow_zero else '> 0'}; "
+                             f"got {one_line(repr(bad[0]) if bad else repr(text), 80)}")
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:  # each cell would be computed twice and reported twice
+        raise UserInputError(f"--{name} lists {dup[0]:g} more than once")
     return values
 
 
@@ -73,8 +90,8 @@ def run(args: argparse.Namespace) -> str:
     created = create_out_dir(args.out)
     try:
         return _evaluate(args)
-    except UserInputError:
-        remove_created(created)  # a refused evaluation leaves nothing behind
+    except (UserInputError, KeyboardInterrupt):
+        remove_created(created)  # a refused or interrupted evaluation leaves nothing behind
         raise
 
 
@@ -114,6 +131,11 @@ def _evaluate(args: argparse.Namespace) -> str:
             raise UserInputError(f"method {m!r} needs a checkpoint of that agent preset; "
                                  f"{args.ckpt} holds a {ckpt_cfg.agent!r} agent")
     init_lrs = _floats(args.init_lrs, "init-lrs", allow_zero=True)
+    scaled = [m for m in methods if m not in agent_methods and m not in LR_FREE_METHODS]
+    if 0 in init_lrs and scaled:
+        raise UserInputError(f"--init-lrs 0 would train nothing with {', '.join(scaled[:3])}"
+                             f"{' ...' if len(scaled) > 3 else ''} (their rate is the initial LR times a "
+                             f"schedule); an initial LR of 0 is for agents, which raise it")
     wds = _floats(args.wds, "wds", allow_zero=True)
     try:
         num_seeds = int(args.seeds or (5 if args.benchmark else 3))
@@ -135,11 +157,12 @@ def _evaluate(args: argparse.Namespace) -> str:
     from ganno_jax.evaluation.controllers import MethodContext
     from ganno_jax.evaluation.rollout import replicate_data, run_grid
 
-    from ganno_jax.env.rewards import NEEDS_NOOP_BRANCH
+    from ganno_jax.env.rewards import DEPLOYED_REWARD, NEEDS_NOOP_BRANCH
 
-    # Deployment has no no-op branch; otherwise the env measures as the agent was trained (a reward
+    # Deployment has no second branch; otherwise the env measures as the agent was trained (a reward
     # scored on one subset per episode also fixes the validation subsets and the reset measurement).
     reward = ckpt_cfg.reward if ckpt_cfg and ckpt_cfg.reward not in NEEDS_NOOP_BRANCH else "accuracy"
+    reward = DEPLOYED_REWARD.get(reward, reward)
     env, params = make(args.env, noop_branch=False, reward=reward, **env_cfg)
     agent_env = env
     if agent_methods:
@@ -165,8 +188,11 @@ def _evaluate(args: argparse.Namespace) -> str:
                 "n_val": env.config.n_val, "batch_size": env.config.batch_size, "reward": env.config.reward,
                 "model_width": env_cfg.get("model_width", 1.0), "init_lrs": init_lrs, "wds": wds,
                 "seeds": num_seeds}
-    reused = _reuse_baselines(args.baselines_from, protocol, [m for m in methods if m not in agent_methods],
-                              len(grid))
+    rivals = [m for m in methods if m not in agent_methods]
+    if args.baselines_from:
+        reused = _reuse_baselines(args.baselines_from, protocol, rivals, len(grid))
+    else:
+        reused = _committed_rows(args.env, protocol, rivals, len(grid)) if args.benchmark else {}
     bar = _progress(len(methods))
     for method in methods:
         if method in reused:
@@ -216,13 +242,35 @@ def _evaluate(args: argparse.Namespace) -> str:
     report.save_curves(os.path.join(out, "curves.npz"), curves)
     report.plot_grid(os.path.join(out, ""), curves, env.config.tau, args.env)
     # The digests let --baselines-from refuse a results.csv or curves.npz changed since.
+    from ganno_jax.evaluation.baselines import RIVAL_VERSIONS
+
     digests = {name: _sha256(os.path.join(out, name)) for name in REUSED_FILES}
     with open(os.path.join(out, "command.json"), "w") as f:
-        json.dump({"argv": sys.argv, "args": vars(args), "protocol": protocol, "sha256": digests}, f, indent=2)
+        json.dump({"argv": sys.argv, "args": vars(args), "protocol": protocol, "sha256": digests,
+                   "rival_versions": {m: RIVAL_VERSIONS.get(m, 1) for m in methods if m not in agent_methods},
+                   "reused_from": {m: origin for m, (_, _, origin) in reused.items()}}, f, indent=2)
     return out
 
 
 REUSED_FILES = ("results.csv", "curves.npz")
+# The rivals' rows of the benchmark protocol, computed once per env and committed with their digests
+# (`make benchmark` reuses them when the protocol matches: benchmarking a new agent then runs the
+# agent alone). Only present in a checkout; an installed package computes every rival.
+COMMITTED_ROWS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "rivals")
+
+
+def _committed_rows(env_id: str, protocol: dict, methods: list[str], grid_size: int) -> dict:
+    """The committed rivals' rows for `env_id` (`COMMITTED_ROWS/<env>/`) when their protocol is this
+    one; {} (every rival computed) when there are none or the protocol differs (said on stderr)."""
+    folder = os.path.join(COMMITTED_ROWS, env_id)
+    if not os.path.exists(os.path.join(folder, "command.json")):
+        return {}
+    try:
+        return _reuse_baselines(folder, protocol, methods, grid_size)
+    except UserInputError as e:
+        print(f"note: not reusing the committed rivals' rows ({one_line(str(e), 300)}); computing them",
+              file=sys.stderr)
+        return {}
 
 
 def _sha256(path: str) -> str:
@@ -233,7 +281,7 @@ def _sha256(path: str) -> str:
 
 
 def _reuse_baselines(folder: str | None, protocol: dict, methods: list[str], grid_size: int) -> dict:
-    """{method: (rows, curves)} of `methods` found in an earlier evaluation `folder` whose protocol
+    """{method: (rows, curves, the folder that computed them)} of `methods` found in an earlier evaluation `folder` whose protocol
     equals this one (UserInputError naming the first difference otherwise). Its files must match
     the digests its command.json recorded, and each reused method must hold the whole grid."""
     if not folder:
@@ -259,9 +307,15 @@ def _reuse_baselines(folder: str | None, protocol: dict, methods: list[str], gri
         if theirs.get(key) != value:
             raise UserInputError(f"--baselines-from {folder}: its {key} is {theirs.get(key)!r}, this "
                                  f"evaluation's is {value!r}; only the same protocol can be reused")
-    out = {m: ([r for r in old_rows if r["method"] == m], {k: v for k, v in old_curves.items() if k[0] == m})
-           for m in methods if any(r["method"] == m for r in old_rows)}
-    for m, (rows, _) in out.items():
+    # A rival whose definition changed since (RIVAL_VERSIONS) is computed again, not reused.
+    from ganno_jax.evaluation.baselines import RIVAL_VERSIONS
+
+    versions = command.get("rival_versions", {})
+    current = [m for m in methods if versions.get(m, 1) == RIVAL_VERSIONS.get(m, 1)]
+    out = {m: ([r for r in old_rows if r["method"] == m], {k: v for k, v in old_curves.items() if k[0] == m},
+               command.get("reused_from", {}).get(m, folder))
+           for m in current if any(r["method"] == m for r in old_rows)}
+    for m, (rows, _, _) in out.items():
         if len(rows) != grid_size:
             raise UserInputError(f"--baselines-from {folder}: results.csv holds {len(rows)} rows of {m!r}, "
                                  f"the grid has {grid_size} (a truncated or edited file)")
@@ -272,7 +326,7 @@ def _progress(total: int):
     """A tqdm bar over methods (silenced by GANNO_NO_PROGRESS=1)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="method", disable=os.environ.get("GANNO_NO_PROGRESS") == "1")
+    return tqdm(total=total, unit="method", disable=envvars.flag("GANNO_NO_PROGRESS"))
 
 
 def _tables(rows, title):

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from ganno_jax import envvars
 from ganno_jax.errors import UserInputError, cli_main, create_out_dir, remove_created
 from ganno_jax.trainer.config import AGENTS, PRESETS, config_from_json, make_config, parse_overrides
 
@@ -80,7 +81,7 @@ def init_distributed(args: argparse.Namespace) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     # A process that stops answering is declared dead within this many seconds, so the others
     # stop with an error instead of waiting in a collective forever.
-    heartbeat = int(os.environ.get("GANNO_HEARTBEAT_TIMEOUT", "30"))
+    heartbeat = envvars.number("GANNO_HEARTBEAT_TIMEOUT", 30, integer=True)
     jax.distributed.initialize(args.coordinator, num_processes=n, process_id=pid,
                                heartbeat_timeout_seconds=heartbeat, initialization_timeout=120)
 
@@ -92,7 +93,7 @@ def _wait_for_coordinator(host: str, port: int) -> None:
     import socket
     import time
 
-    timeout = float(os.environ.get("GANNO_COORDINATOR_TIMEOUT", "120"))
+    timeout = envvars.number("GANNO_COORDINATOR_TIMEOUT", 120.0)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -196,6 +197,14 @@ def run(args: argparse.Namespace) -> str:
     except UserInputError:
         remove_created(created)  # a refused fresh run leaves nothing behind
         raise
+    except KeyboardInterrupt:
+        # Stopped before its first checkpoint, a fresh run holds nothing to resume: leave no
+        # folder that would block running the same command again. With a checkpoint it stays.
+        from ganno_jax.trainer import checkpoint
+
+        if created and checkpoint.latest_step(args.out) is None:
+            remove_created(created)
+        raise
 
 
 def _sync_config(args):
@@ -214,7 +223,7 @@ def _train(args: argparse.Namespace, config, leader: bool) -> str:
     from ganno_jax.trainer.runlog import RunLogger, plot_episode
 
     env, env_params = make(config.env_id, **config.env_overrides())
-    quiet = os.environ.get("GANNO_NO_PROGRESS") == "1" or not leader
+    quiet = envvars.flag("GANNO_NO_PROGRESS") or not leader
     progress = StepProgress(config, len(jax.local_devices()), jax.process_count(), disable=quiet)
     trainer = make_trainer(config, env, env_params, progress=None if quiet else progress)
     env_params = trainer.params
@@ -248,7 +257,7 @@ def _train(args: argparse.Namespace, config, leader: bool) -> str:
         if args.resume:
             logger.truncate_after(start)
     tracker = EpisodeTracker(_truncate_plots(plots_dir, start) if leader else 0)
-    work = 2 if env.config.noop_branch else 1  # inner steps of work per action-branch inner step
+    work = 2 if env.config.noop_branch or env.config.base_branch else 1  # inner steps of work per acting one
     progress.start(start)
     t0 = time.time()
     done_updates = start

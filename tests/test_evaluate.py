@@ -32,7 +32,7 @@ def cnn2_run(tmp_path_factory):
 def test_cnn2_checkpoint_runs_zero_shot_on_cnn5(cnn2_run, tmp_path):
     out = str(tmp_path / "eval")
     argv = ["--ckpt", cnn2_run, "--env", "cnn5_fmnist", "--methods", "ganno,constant",
-            "--init-lrs", "1e-3,0", "--wds", "0.1", "--seeds", "2", "--preset", "smoke",
+            "--init-lrs", "1e-3,3e-3", "--wds", "0.1", "--seeds", "2", "--preset", "smoke",
             "--set", "n_val=32", "--set", "batch_size=32", "--out", out]
     assert evaluate.main(argv) == 0
     rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
@@ -45,8 +45,8 @@ def test_cnn2_checkpoint_runs_zero_shot_on_cnn5(cnn2_run, tmp_path):
     assert all(r["diverged"] == "False" for r in rows)
     curves = np.load(os.path.join(out, "curves.npz"))
     assert curves["ganno|0.001|0.1|lrs"].shape == (2, 4, 5)  # seeds, T, 5 agents of cnn5
-    # The constant method keeps every layer's initial rate bit for bit, 0 included.
-    np.testing.assert_array_equal(curves["constant|0|0.1|lrs"], 0.0)
+    # The constant method keeps every layer's initial rate bit for bit.
+    np.testing.assert_array_equal(curves["constant|0.003|0.1|lrs"], np.float32(3e-3))
     np.testing.assert_array_equal(curves["constant|0.001|0.1|lrs"], 1e-3 * np.ones((2, 4, 5), np.float32))
     assert curves["ganno|0.001|0.1|test_accuracy"].shape == (2, 4)
     assert any(f.startswith("lr_schedules") and f.endswith(".png") for f in os.listdir(out))

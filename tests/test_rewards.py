@@ -13,10 +13,12 @@ from ganno_jax.inner.task import TaskData
 
 
 def _outcome(acc=0.75, loss=0.5, noop_acc=0.625, noop_loss=0.75, diverged=False, t=3, T=10,
-             prev_acc=0.5, prev_loss=1.0, best=0.6, u=0.25):
+             prev_acc=0.5, prev_loss=1.0, best=0.6, u=0.25, prev_noop_acc=0.5625):
     f = jnp.float32
-    return Outcome(f(acc), f(loss), f(noop_acc), f(noop_loss), jnp.bool_(diverged), f(best),
-                   jnp.int32(t), f(T), f(u), f(prev_acc), f(prev_loss))
+    return Outcome(val_accuracy=f(acc), val_loss=f(loss), noop_val_accuracy=f(noop_acc),
+                   noop_val_loss=f(noop_loss), diverged=jnp.bool_(diverged), best_val_loss=f(best),
+                   t=jnp.int32(t), episode_length=f(T), u=f(u), prev_val_accuracy=f(prev_acc),
+                   prev_val_loss=f(prev_loss), prev_noop_val_accuracy=f(prev_noop_acc))
 
 
 # (kind, outcome kwargs, expected reward), all computed by hand.
@@ -41,6 +43,10 @@ HAND = [
     ("terminal_accuracy", {}, 0.0),  # not the last step
     ("terminal_accuracy", {"t": 10}, 0.75),
     ("terminal_accuracy", {"t": 10, "diverged": True}, 0.0),
+    # (0.75 − 0.5) − (0.625 − 0.5625): the agents' step gain minus the base branch's.
+    ("paired_telescoping_accuracy", {}, 0.25 - 0.0625),
+    ("paired_telescoping_accuracy", {"acc": 0.5, "noop_acc": 0.5, "prev_noop_acc": 0.5}, 0.0),
+    ("paired_telescoping_accuracy", {"acc": np.nan, "diverged": True}, -0.5 - 0.0625),
 ]
 
 

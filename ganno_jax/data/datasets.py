@@ -19,6 +19,7 @@ Choices (SPEC §2, written down here):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -26,8 +27,10 @@ import warnings
 
 import numpy as np
 
+from ganno_jax import envvars
 from ganno_jax.data import download, formats
-from ganno_jax.errors import DataError
+from ganno_jax.errors import DataError, UserInputError
+from ganno_jax.files import atomic_write
 
 DATA_ENV_VAR = "GANNO_DATA_DIR"
 SKIP_CHECKSUMS_ENV_VAR = "GANNO_SKIP_CHECKSUMS"
@@ -40,6 +43,7 @@ class DatasetSpec:
     name: str
     files: dict[str, str]  # role -> file name inside <data_dir>/<name>/
     md5: dict[str, str]  # role -> official MD5
+    sizes: dict[str, int]  # role -> official size in bytes (caps a download)
     image_shape: tuple[int, int, int]
     num_classes: int
     n_val: int
@@ -63,6 +67,7 @@ SPECS: dict[str, DatasetSpec] = {
             "test_images": "bef4ecab320f06d8554ea6380940ec79",
             "test_labels": "bb300cfdad3c16e7a12a480ee83cd310",
         },
+        {"train_images": 26_421_880, "train_labels": 29_515, "test_images": 4_422_102, "test_labels": 5_148},
         (28, 28, 1),
         10,
         10_000,
@@ -77,6 +82,7 @@ SPECS: dict[str, DatasetSpec] = {
             "test_images": "9fb629c4189551a2d022fa330f9573f3",
             "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
         },
+        {"train_images": 9_912_422, "train_labels": 28_881, "test_images": 1_648_877, "test_labels": 4_542},
         (28, 28, 1),
         10,
         10_000,
@@ -86,6 +92,7 @@ SPECS: dict[str, DatasetSpec] = {
         "cifar10",
         {"archive": "cifar-10-binary.tar.gz"},
         {"archive": "c32a1d4ab5d03f1284b67883e8d87530"},
+        {"archive": 170_052_171},
         (32, 32, 3),
         10,
         5_000,
@@ -145,7 +152,7 @@ def verify_file(path: str, official_md5: str, data_dir: str, rel: str, file_md5:
     listed = _manifest_sha256(data_dir).get(os.path.normpath(rel))
     if listed is not None and formats.file_digest(path, "sha256") == listed:
         return False
-    if os.environ.get(SKIP_CHECKSUMS_ENV_VAR) == "1":
+    if envvars.flag(SKIP_CHECKSUMS_ENV_VAR):
         warnings.warn(f"{path}: checksum not verified ({SKIP_CHECKSUMS_ENV_VAR}=1)", stacklevel=2)
         return False
     why = "its SHA256SUMS entry does not match" if listed else f"MD5 {file_md5}"
@@ -164,12 +171,36 @@ def _cache_path(spec: DatasetSpec, digests: list[str]) -> str:
     return os.path.join(root, f"{spec.name}-{key.hexdigest()[:16]}.npz")
 
 
+def _verify_extracted_cifar(paths: list[str], data_dir: str) -> list[str]:
+    """Verifies extracted CIFAR-10 batch files, for which no official checksum is published:
+    each must be listed with a matching SHA-256 in the data folder's SHA256SUMS (a documented
+    copy), or, unlisted, hold exactly the official 10,000 records (a damaged or truncated file is
+    refused). Returns their MD5s. Extracted files are never labelled the official dataset."""
+    listed = _manifest_sha256(data_dir)
+    skip = envvars.flag(SKIP_CHECKSUMS_ENV_VAR)
+    digests = []
+    for path in paths:
+        rel = os.path.normpath(os.path.join("cifar10", "cifar-10-batches-bin", os.path.basename(path)))
+        want = listed.get(rel)
+        if want is not None and formats.file_digest(path, "sha256") != want:
+            raise DataError(f"{path} fails verification (its SHA256SUMS entry does not match): the "
+                            f"file is corrupt; replace it or the whole cifar-10-batches-bin folder")
+        size = os.path.getsize(path)
+        if want is None and not skip and size != formats.CIFAR_RECORDS_PER_FILE * formats.CIFAR_RECORD_BYTES:
+            raise DataError(
+                f"{path} holds {size} bytes, not the {formats.CIFAR_RECORDS_PER_FILE} records "
+                f"({formats.CIFAR_RECORDS_PER_FILE * formats.CIFAR_RECORD_BYTES} bytes) of an official "
+                f"CIFAR-10 batch: the file is damaged. Replace it, use the official "
+                f"{SPECS['cifar10'].files['archive']}, or set {SKIP_CHECKSUMS_ENV_VAR}=1")
+        digests.append(formats.file_digest(path, "md5"))
+    return digests
+
+
 def _verify_present(spec: DatasetSpec, folder: str, data_dir: str, paths: list[str]) -> tuple[list[str], bool]:
     """Verifies the original files before anything is read from them or from the cache; returns
-    (their MD5s, whether all are the official files). The extracted CIFAR-10 batches have no
-    published checksum: they are keyed by their MD5s but not verified."""
+    (their MD5s, whether all are the official files)."""
     if spec.name == "cifar10" and not paths[0].endswith(spec.files["archive"]):
-        return [formats.file_digest(p, "md5") for p in paths], True
+        return _verify_extracted_cifar(paths, data_dir), False
     official, digests = True, []
     for role, fname in spec.files.items():
         path = os.path.join(folder, fname)
@@ -217,8 +248,12 @@ def _files_present(spec: DatasetSpec, folder: str) -> list[str] | None:
         if os.path.exists(archive):
             return [archive]
         if os.path.isdir(extracted):
-            return [os.path.join(extracted, f) for f in formats.CIFAR_TRAIN_FILES + formats.CIFAR_TEST_FILES
-                    if os.path.exists(os.path.join(extracted, f))] or None
+            names = formats.CIFAR_TRAIN_FILES + formats.CIFAR_TEST_FILES
+            missing = [f for f in names if not os.path.isfile(os.path.join(extracted, f))]
+            if missing:  # a partial folder is not a dataset: say so rather than load what is there
+                raise DataError(f"{extracted} lacks {', '.join(missing)} (a CIFAR-10 folder holds "
+                                f"{', '.join(names)}); complete it or remove it")
+            return [os.path.join(extracted, f) for f in names]
         return None
     paths = [os.path.join(folder, f) for f in spec.files.values()]
     return paths if all(os.path.exists(p) for p in paths) else None
@@ -270,25 +305,55 @@ def _load_folder(spec: DatasetSpec, data_dir: str) -> tuple[dict, DatasetInfo] |
     if paths is None:
         return None
     digests, official = _verify_present(spec, folder, data_dir, paths)
+    extracted = spec.name == "cifar10" and not paths[0].endswith(spec.files["archive"])
+    info = _info(spec, f"files:{folder}", official, extracted)
     cache = _cache_path(spec, digests)
-    if os.path.exists(cache):
-        try:
-            with np.load(cache) as z:
-                raw = {k: z[k] for k in z.files if k != "official"}
-            return raw, _info(spec, f"files:{folder}", official)
-        except (OSError, ValueError, KeyError):
-            pass  # a broken cache is rebuilt from the files
-    raw = _decode_files(spec, folder)
-    os.makedirs(os.path.dirname(cache), exist_ok=True)
-    tmp = cache + f".{os.getpid()}.tmp.npz"
-    np.savez(tmp, official=official, **raw)
-    os.replace(tmp, cache)  # atomic: concurrent loaders never see half a cache file
-    return raw, _info(spec, f"files:{folder}", official)
+    raw = _read_cache(cache)
+    if raw is None:
+        raw = _decode_files(spec, folder)
+        _write_cache(cache, raw)
+    return raw, info
 
 
-def _info(spec: DatasetSpec, source: str, official: bool) -> DatasetInfo:
+RAW_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def _read_cache(cache: str) -> dict | None:
+    """The decoded arrays in `cache`, or None when there is none or it cannot be read whole (a
+    truncated, damaged or foreign file, whatever the reader raises): it is then removed and
+    rebuilt from the verified files."""
+    if not os.path.exists(cache):
+        return None
+    try:
+        with np.load(cache) as z:
+            raw = {k: np.asarray(z[k]) for k in RAW_KEYS}
+        if len(raw["train_images"]) != len(raw["train_labels"]) or len(raw["test_images"]) != len(raw["test_labels"]):
+            raise ValueError("images and labels differ in count")
+        return raw
+    except Exception as e:  # noqa: BLE001 - zip, npy and pickle readers raise many types
+        warnings.warn(f"decoded-data cache {cache} is unreadable ({e.__class__.__name__}); rebuilding it",
+                      stacklevel=3)
+        with contextlib.suppress(OSError):
+            os.remove(cache)
+        return None
+
+
+def _write_cache(cache: str, raw: dict) -> None:
+    """Stores the decoded arrays atomically (a unique temporary name, then one rename: concurrent
+    loaders never see half a file). A cache that cannot be written (a full disk, a read-only
+    folder) costs only speed: a warning, nothing left behind."""
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        atomic_write(cache, lambda f: np.savez(f, **raw), "decoded-data cache")
+    except (OSError, UserInputError) as e:
+        warnings.warn(f"not caching decoded data: {e}", stacklevel=3)
+
+
+def _info(spec: DatasetSpec, source: str, official: bool, extracted: bool = False) -> DatasetInfo:
     label = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}[spec.name]
-    if spec.name == "cifar10" and not official:
+    if extracted:  # no checksum is published for the extracted batches: never called the original
+        label = "CIFAR-10 (extracted batch files, not checksum-verified)"
+    elif spec.name == "cifar10" and not official:
         label = "CIFAR-10 (JPEG-75 copy)"
     elif not official:
         label += " (unofficial copy)"

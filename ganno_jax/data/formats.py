@@ -21,6 +21,7 @@ _IDX_DTYPES = {0x08: np.uint8}
 CIFAR_RECORD_BYTES = 1 + 32 * 32 * 3
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 CIFAR_TEST_FILES = ("test_batch.bin",)
+CIFAR_RECORDS_PER_FILE = 10_000  # every official batch file holds exactly this many records
 
 
 def file_digest(path: str, algorithm: str) -> str:
@@ -66,8 +67,8 @@ def write_idx(path: str, array: np.ndarray) -> None:
 
 def decode_cifar_records(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Splits CIFAR-10 binary records into NHWC uint8 images and int labels."""
-    if len(raw) % CIFAR_RECORD_BYTES:
-        raise DataError(f"{name}: {len(raw)} bytes is not a whole number of CIFAR-10 records")
+    if len(raw) % CIFAR_RECORD_BYTES or not raw:
+        raise DataError(f"{name}: {len(raw)} bytes is not a whole, non-zero number of CIFAR-10 records")
     rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES)
     labels = rec[:, 0].astype(np.int32)
     if labels.max(initial=0) > 9:

@@ -23,6 +23,7 @@ from flax import serialization, struct
 from ganno_jax.agent import normalizer
 from ganno_jax.agent.networks import GRU_SIZE, Actor
 from ganno_jax.errors import CheckpointError, UserInputError
+from ganno_jax.files import atomic_write, check_target
 from ganno_jax.trainer.config import TrainConfig, config_from_json
 
 # Format 2: the policy's msgpack payload and its SHA-256, so that a changed byte is refused (format
@@ -94,19 +95,15 @@ def save_policy(policy: Policy, path: str) -> None:
     if not isinstance(policy, Policy):
         raise UserInputError(f"save_policy takes a ganno_jax Policy (load_policy, pretrained), "
                              f"got {type(policy).__name__}")
-    if not isinstance(path, (str, os.PathLike)):
-        raise UserInputError(f"save_policy: path must be a file path, got {type(path).__name__}")
-    path = os.fspath(path)
+    path = check_target(path, "save_policy")
     tree = {"meta": json.dumps({"obs_layout": policy.obs_layout, "num_actions": policy.num_actions,
                                 "config": dataclasses.asdict(policy.config)}),
             "actor_params": jax.tree.map(np.asarray, policy.actor_params),
             "obs_stats": {k: np.asarray(v) for k, v in dataclasses.asdict(policy.obs_stats).items()}}
     payload = serialization.msgpack_serialize(tree)
     wrapped = {"format": POLICY_FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload}
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(serialization.msgpack_serialize(wrapped))
-    os.replace(tmp, path)
+    data = serialization.msgpack_serialize(wrapped)
+    atomic_write(path, lambda f: f.write(data), "save_policy")  # a unique temporary name, then one rename
 
 
 def _read_policy_file(path: str) -> Policy:

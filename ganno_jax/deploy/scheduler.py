@@ -37,7 +37,7 @@ from ganno_jax.env import observations
 from ganno_jax.env.actions import apply_action_set
 from ganno_jax.env.types import Dynamics
 from ganno_jax.errors import UserInputError
-from ganno_jax.inner import optim
+from ganno_jax.inner import bases, optim
 from ganno_jax.inner.layer_table import abstract_variables, model_layer_table
 from ganno_jax.inner.task import grad_norms, layer_stats
 
@@ -84,6 +84,24 @@ def _first_line(e: Exception) -> str:
     return f"{e.__class__.__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
+def _warn_past_end(total_steps) -> None:
+    import warnings
+
+    warnings.warn(f"ganno_jax.scheduler: more updates than total_steps={int(total_steps)}; the learning "
+                  f"rates stay as the policy's last decision set them", stacklevel=1)
+
+
+def _num_classes(logits, batch: int) -> int:
+    """The number of classes of a model's output: it must be one array of logits (batch, classes)."""
+    shape = getattr(logits, "shape", None)
+    if shape is None or len(shape) != 2 or shape[0] != batch or shape[1] < 2:
+        what = (f"an array of shape {tuple(shape)}" if shape is not None else
+                f"a {type(logits).__name__}")
+        raise UserInputError(f"model must return one array of logits of shape (batch, classes) = ({batch}, "
+                             f"C >= 2) for sample_input; it returned {what}")
+    return int(shape[1])
+
+
 def _scalar(name: str, value) -> jax.Array:
     """A per-step scalar metric as float32; ValueError for an array of another shape."""
     value = jnp.asarray(value, jnp.float32)
@@ -93,9 +111,9 @@ def _scalar(name: str, value) -> jax.Array:
 
 
 def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init_lr: float,
-              weight_decay: float, total_steps: int, seed: int = 0,
-              greedy: bool = False) -> optax.GradientTransformationExtraArgs:
-    """Layerwise AdamW whose per-layer learning rates `policy` sets every `policy.tau` steps.
+              weight_decay: float, total_steps: int, seed: int = 0, greedy: bool = False,
+              base: str | None = None) -> optax.GradientTransformationExtraArgs:
+    """Layerwise AdamW (on a base) whose per-layer learning rates `policy` sets every `policy.tau` steps.
 
     What it needs from the caller: the model and one input batch (to find its layers and its
     number of classes; the model is traced with `train=False` when its `__call__` takes `train`,
@@ -115,6 +133,10 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
       total_steps: the planned number of `update` calls (the policy observes progress t / T).
       seed: seeds the sampled actions (the same schedule as `evaluate`'s seed).
       greedy: take the most likely action instead of sampling.
+      base: what every layer's rate follows between decisions (`ganno_jax.inner.bases.BASES`):
+        the policy corrects it with a per-layer multiplier starting at 1. Default: the base the
+        policy was trained on (`policy.config.base`). On "schedule_free" score and deploy the
+        network at `scheduler_eval_params(state, params)`, as with optax's schedule-free AdamW.
 
     Returns:
       An `optax.GradientTransformationExtraArgs` whose `update(grads, state, params, *, loss,
@@ -131,6 +153,9 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
     init_lr = _real("init_lr", init_lr, 0.0, cfg.lr_max)
     weight_decay = _real("weight_decay", weight_decay, 0.0)
     tau = policy.tau
+    base = cfg.base if base is None else base
+    if base not in bases.BASES:
+        raise UserInputError(f"base must be one of {', '.join(bases.BASES)}, got {base!r}")
     total_steps = _whole("total_steps", total_steps, 1)
     seed = _whole("seed", seed, 0)
     if total_steps < tau:
@@ -149,12 +174,13 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
     except Exception as e:  # noqa: BLE001 - the user's model may raise anything when traced
         raise UserInputError(f"model could not be traced on sample_input of shape {np.shape(sample_input)} "
                              f"({_first_line(e)})") from None
-    num_classes = logits.shape[-1]
+    num_classes = _num_classes(logits, np.shape(sample_input)[0])
     params_shapes = variables["params"]
     n = table.num_layers
     names = tuple(policy.obs_names)
 
-    inner_tx = optim.layerwise_adamw(jnp.full((n,), init_lr), weight_decay, table.leaf_layer)
+    inner_tx = bases.layerwise_optimizer(base, jnp.full((n,), init_lr), weight_decay, table.leaf_layer,
+                                         total_steps)
     run_key = jax.random.split(jax.random.PRNGKey(seed))[1]  # as evaluation's rollout splits its key
 
     def check_params(params, where: str) -> None:
@@ -164,23 +190,33 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
         if not same:
             raise UserInputError(f"{where}: params are not the params of the model given to scheduler "
                                  f"(pass model.init(...)['params'] of that model)")
+        ints = [jnp.result_type(a) for a in jax.tree.leaves(params)
+                if not jnp.issubdtype(jnp.result_type(a), jnp.floating)]
+        if ints:  # an update of an integer array rounds to nothing: the model would never train
+            raise UserInputError(f"{where}: params must be floating point, got {ints[0]} arrays")
 
     def init_fn(params) -> SchedulerState:
         check_params(params, "tx.init")
         chance_loss, chance_acc = jnp.log(jnp.float32(num_classes)), jnp.float32(1.0 / num_classes)
         zero = jnp.zeros((), jnp.float32)
-        return SchedulerState(inner_tx.init(params), jnp.zeros((), jnp.int32), *init_carry(n),
-                              jnp.zeros((n,), jnp.int32), zero, zero, chance_loss, chance_acc,
-                              jnp.zeros((n,), jnp.float32), chance_loss, chance_acc, jnp.zeros((), bool))
+        hidden, first = init_carry(n)
+        return SchedulerState(inner=inner_tx.init(params), count=jnp.zeros((), jnp.int32), hidden=hidden,
+                              first=first, prev_action=jnp.zeros((n,), jnp.int32), loss_sum=zero,
+                              accuracy_sum=zero, block_loss=chance_loss, block_accuracy=chance_acc,
+                              grad_norm=jnp.zeros((n,), jnp.float32), val_loss=chance_loss,
+                              val_accuracy=chance_acc, nonfinite=jnp.zeros((), bool))
 
     def decide(state: SchedulerState, params) -> SchedulerState:
         t = state.count // tau
-        lrs = optim.get_learning_rates(state.inner)
+        lrs = optim.get_learning_rates(state.inner)  # the peaks the actions scale
         stats = layer_stats(params, state.inner, state.grad_norm, table)
-        dyn = Dynamics(state.block_loss, state.block_accuracy, state.val_loss, state.val_accuracy,
-                       state.nonfinite, stats, jnp.float32(0), jnp.float32(0))
-        feats = observations.feature_matrix(dyn, lrs, state.prev_action, t / num_decisions,
-                                            jnp.float32(init_lr), jnp.float32(weight_decay), table)
+        dyn = Dynamics(train_loss=state.block_loss, train_accuracy=state.block_accuracy,
+                       val_loss=state.val_loss, val_accuracy=state.val_accuracy, diverged=state.nonfinite,
+                       stats=stats, pred_var=jnp.float32(0), pred_change_var=jnp.float32(0))
+        feats = observations.feature_matrix(
+            dyn, bases.rates_in_force(base, total_steps, state.inner), state.prev_action, t / num_decisions,
+            jnp.float32(init_lr), jnp.float32(weight_decay), table, peaks=lrs,
+            base_unit=bases.unit_rate(base, total_steps, bases.step_count(base, state.inner)))
         key = jax.random.split(jax.random.split(run_key, num_decisions)[jnp.minimum(t, num_decisions - 1)])[0]
         (hidden, first), actions = act(policy, (state.hidden, state.first),
                                        observations.select(feats, names), key, greedy)
@@ -199,7 +235,12 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
             state = state._replace(val_loss=_scalar("val_loss", val_loss))
         if val_accuracy is not None:
             state = state._replace(val_accuracy=_scalar("val_accuracy", val_accuracy))
-        state = jax.lax.cond(state.count % tau == 0, decide, lambda s, p: s, state, params)
+        state = jax.lax.cond((state.count % tau == 0) & (state.count < num_decisions * tau), decide,
+                             lambda s, p: s, state, params)
+        # Past the planned length the policy has nothing to observe (its progress feature ends at
+        # 1): the rates stay where its last decision put them, and the caller is told once.
+        jax.lax.cond(state.count == total_steps, lambda: jax.debug.callback(_warn_past_end, total_steps),
+                     lambda: None)
         updates, inner = inner_tx.update(grads, state.inner, params)
         loss_sum, acc_sum = state.loss_sum + loss, state.accuracy_sum + accuracy
         count = state.count + 1
@@ -219,5 +260,15 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
 
 
 def scheduler_learning_rates(state: SchedulerState) -> jax.Array:
-    """(num_layers,) the learning rates in force (set by the last decision)."""
+    """(num_layers,) each layer's peak rate as the last decision set it: `init_lr × m` (on a
+    scheduled base the next step applies this times the base's unit rate; on `constant` this is
+    the rate in force)."""
     return optim.get_learning_rates(state.inner)
+
+
+def scheduler_eval_params(state: SchedulerState, params):
+    """The parameters to score and deploy: schedule-free's averaged point on the `schedule_free`
+    base (as `optax.contrib.schedule_free_eval_params`), `params` itself on every other base."""
+    if isinstance(state.inner.inner_state, bases.LayerwiseScheduleFreeState):
+        return bases.eval_params("schedule_free", state.inner, params)
+    return params

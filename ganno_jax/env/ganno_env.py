@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from ganno_jax.env import observations, rewards
 from ganno_jax.env.actions import ACTION_SETS, apply_action_set
 from ganno_jax.env.types import Dynamics, EnvConfig, EnvParams, EnvState
-from ganno_jax.inner import optim, shuffle
+from ganno_jax.inner import bases, optim, shuffle
 from ganno_jax.inner.task import InnerTask, tree_finite
 from ganno_jax.errors import UserInputError
 
@@ -50,6 +50,11 @@ class GannoEnv:
         if config.reward in rewards.NEEDS_NOOP_BRANCH and not config.noop_branch:
             raise UserInputError(f"reward {config.reward!r} needs noop_branch=True (without the "
                                  f"counterfactual branch it would always be 0)")
+        if config.reward in rewards.NEEDS_BASE_BRANCH and not config.base_branch:
+            raise UserInputError(f"reward {config.reward!r} needs base_branch=True (it is paired "
+                                 f"against the base run beside the agents)")
+        if config.noop_branch and config.base_branch:
+            raise UserInputError("noop_branch and base_branch are two uses of the second branch; choose one")
         for name in ("tau", "episode_length", "batch_size", "n_val"):
             if getattr(config, name) < 1:
                 raise UserInputError(f"{name} must be a positive integer, got {getattr(config, name)}")
@@ -99,10 +104,15 @@ class GannoEnv:
             val = self.task.evaluate(inner, *self.val_subset(val_key, params))
             val_loss, val_acc = val.loss, val.accuracy
         zero = jnp.zeros((), jnp.float32)
-        last = Dynamics(chance_loss, chance_acc, val_loss, val_acc, jnp.zeros((), bool), stats,
-                        zero, zero)
-        state = EnvState(inner, stream, jnp.zeros((), jnp.int32), jnp.zeros((self.num_agents(),), jnp.int32),
-                         init_lr, wd, last, chance_loss, self._probe_probs(inner, params), val_key)
+        last = Dynamics(train_loss=chance_loss, train_accuracy=chance_acc, val_loss=val_loss,
+                        val_accuracy=val_acc, diverged=jnp.zeros((), bool), stats=stats, pred_var=zero,
+                        pred_change_var=zero)
+        branch = self.config.base_branch  # the base alone starts from the very same network
+        state = EnvState(inner=inner, stream=stream, t=jnp.zeros((), jnp.int32),
+                         prev_action=jnp.zeros((self.num_agents(),), jnp.int32), init_lr=init_lr,
+                         weight_decay=wd, last=last, best_val_loss=chance_loss,
+                         probe_probs=self._probe_probs(inner, params), val_key=val_key,
+                         base_inner=inner if branch else None, base_val_accuracy=val_acc if branch else None)
         return self._obs(state), state
 
     def step(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
@@ -127,40 +137,53 @@ class GannoEnv:
         indices, stream = self.task.next_indices(state.stream, cfg.tau)
         x_val, y_val = self.val_subset(self.step_val_key(key, state.val_key), params)
 
-        def run_branch(branch_lrs):
-            inner = state.inner.replace(opt_state=optim.set_learning_rates(state.inner.opt_state, branch_lrs))
+        def with_lrs(inner, branch_lrs):
+            return inner.replace(opt_state=optim.set_learning_rates(inner.opt_state, branch_lrs))
+
+        def run_branch(inner):
             inner, train, stats = self.task.train_steps(inner, params.data, indices)
             val = self.task.evaluate(inner, x_val, y_val)
             return inner, train, stats, val
 
-        if cfg.noop_branch:
-            inner_b, train_b, stats_b, val_b = jax.vmap(run_branch)(jnp.stack([new_lrs, lrs]))
+        acting = with_lrs(state.inner, new_lrs)
+        if cfg.noop_branch or cfg.base_branch:
+            # The second branch: the all-no-op step from the same state (the paper's one-step
+            # counterfactual), or the base's own run, which continues from its last step.
+            second = state.base_inner if cfg.base_branch else with_lrs(state.inner, lrs)
+            inner_b, train_b, stats_b, val_b = jax.vmap(run_branch)(
+                jax.tree.map(lambda a, b: jnp.stack([a, b]), acting, second))
             pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
             inner, train, stats, val = (pick(t, 0) for t in (inner_b, train_b, stats_b, val_b))
-            noop_val = pick(val_b, 1)
+            noop_val, second_inner = pick(val_b, 1), pick(inner_b, 1)
         else:
-            inner, train, stats, val = run_branch(new_lrs)
-            noop_val = val
+            inner, train, stats, val = run_branch(acting)
+            noop_val, second_inner = val, None
 
         diverged = ~(jnp.isfinite(train.loss) & jnp.isfinite(val.loss) & tree_finite(inner.params))
         t = state.t + 1
-        outcome = rewards.Outcome(val.accuracy, val.loss, noop_val.accuracy, noop_val.loss, diverged,
-                                  state.best_val_loss, t, jnp.float32(cfg.episode_length),
-                                  jax.random.uniform(jax.random.fold_in(key, 1)),
-                                  state.last.val_accuracy, state.last.val_loss)
+        outcome = rewards.Outcome(
+            val_accuracy=val.accuracy, val_loss=val.loss, noop_val_accuracy=noop_val.accuracy,
+            noop_val_loss=noop_val.loss, diverged=diverged, best_val_loss=state.best_val_loss, t=t,
+            episode_length=jnp.float32(cfg.episode_length), u=jax.random.uniform(jax.random.fold_in(key, 1)),
+            prev_val_accuracy=state.last.val_accuracy, prev_val_loss=state.last.val_loss,
+            prev_noop_val_accuracy=state.base_val_accuracy if cfg.base_branch else state.last.val_accuracy)
         reward = rewards.REWARDS[cfg.reward](outcome).astype(jnp.float32)
         best = jnp.where(jnp.isfinite(val.loss), jnp.minimum(state.best_val_loss, val.loss),
                          state.best_val_loss)
         probs = self._probe_probs(inner, params)
         pred_var, pred_change_var = self._prediction_variances(state, probs)
         done = diverged | (t >= cfg.episode_length)
-        stepped = EnvState(inner, stream, t, actions.astype(jnp.int32), state.init_lr,
-                           state.weight_decay,
-                           Dynamics(train.loss, train.accuracy, val.loss, val.accuracy, diverged, stats,
-                                    pred_var, pred_change_var),
-                           best, probs, state.val_key)
+        last = Dynamics(train_loss=train.loss, train_accuracy=train.accuracy, val_loss=val.loss,
+                        val_accuracy=val.accuracy, diverged=diverged, stats=stats, pred_var=pred_var,
+                        pred_change_var=pred_change_var)
+        stepped = state.replace(inner=inner, stream=stream, t=t, prev_action=actions.astype(jnp.int32),
+                                last=last, best_val_loss=best, probe_probs=probs,
+                                base_inner=second_inner if cfg.base_branch else None,
+                                base_val_accuracy=jnp.nan_to_num(noop_val.accuracy) if cfg.base_branch else None)
         info = {
-            "lrs": new_lrs,
+            # The rates the block's first inner step applied: each layer's peak times the base's
+            # unit rate (the peak itself on the constant base).
+            "lrs": self.task.rates_in_force(acting),
             "train_loss": jnp.nan_to_num(train.loss, nan=100.0, posinf=100.0),
             "train_accuracy": jnp.nan_to_num(train.accuracy),
             "val_loss": jnp.nan_to_num(val.loss, nan=100.0, posinf=100.0),
@@ -173,15 +196,18 @@ class GannoEnv:
 
     # --- helpers ----------------------------------------------------------------------------
     def _obs(self, state: EnvState) -> jax.Array:
-        lrs = optim.get_learning_rates(state.inner.opt_state)
+        peaks = optim.get_learning_rates(state.inner.opt_state)
         feats = observations.feature_matrix(
             state.last,
-            lrs,
-            jnp.broadcast_to(state.prev_action, lrs.shape),
+            self.task.rates_in_force(state.inner),
+            jnp.broadcast_to(state.prev_action, peaks.shape),
             state.t / self.config.episode_length,
             state.init_lr,
             state.weight_decay,
             self.task.table,
+            peaks=peaks,
+            base_unit=bases.unit_rate(self.task.base, self.task.total_steps,
+                                      bases.step_count(self.task.base, state.inner.opt_state)),
         )
         obs = observations.select(feats, self.obs_names)
         # A single agent sees the first layer's row: global features are the same in every row.

@@ -53,11 +53,18 @@ SEED_FEATURES = (
     "last_layer_param_mean",
     "log10_last_layer_param_var",
 )
-ALL_FEATURES = GLOBAL_FEATURES + LOCAL_FEATURES + SEED_FEATURES
+# What an agent on a base (`EnvConfig.base`) needs beyond the rate in force (`log10_lr`, which on
+# a base is the peak times the base's unit rate): its own correction and where the base stands.
+BASE_FEATURES = (
+    "log2_multiplier",  # local: log2(peak / initial LR), the agent's correction m (0 at the start)
+    "base_unit",  # global: the base's rate as a fraction of its peak now (1 on `constant`)
+)
+ALL_FEATURES = GLOBAL_FEATURES + LOCAL_FEATURES + SEED_FEATURES + BASE_FEATURES
 
 # Observation sets: the paper's full observation, its ablations (Table 2) and the seed systems'.
 OBS_SETS: dict[str, tuple[str, ...]] = {
     "full": GLOBAL_FEATURES + LOCAL_FEATURES,
+    "full_base": GLOBAL_FEATURES + LOCAL_FEATURES + BASE_FEATURES,  # for agents correcting a base
     "lr_only": ("log10_lr",),
     "progress_only": ("progress",),
     "global_only": GLOBAL_FEATURES,
@@ -89,12 +96,16 @@ def feature_matrix(
     init_lr: jax.Array,
     weight_decay: jax.Array,
     table: LayerTable,
+    peaks: jax.Array | None = None,
+    base_unit: jax.Array | float = 1.0,
 ) -> jax.Array:
     """All features, (num_layers, len(ALL_FEATURES)), every entry finite.
 
     Args:
       dyn: the last step's dynamics (per-layer stats have shape (num_agents,)).
-      lrs: (num_agents,) learning rates in force.
+      lrs: (num_agents,) learning rates in force (a base's peak times its unit rate).
+      peaks: (num_agents,) the agents' peaks, `init_lr × m` (default: `lrs`, as on `constant`).
+      base_unit: () the base's unit rate now.
       prev_action: (num_agents,) int previous actions.
       progress: () t / T.
       init_lr, weight_decay: () this episode's initial conditions.
@@ -151,8 +162,12 @@ def feature_matrix(
             safe_log10(s.param_var[-1]),
         ]
     )
+    peaks = lrs if peaks is None else peaks
+    ratio = jnp.maximum(peaks, _FLOOR) / jnp.maximum(init_lr, _FLOOR)
+    base_feats = jnp.stack([jnp.clip(jnp.nan_to_num(jnp.log2(ratio)), -30.0, 30.0),
+                            jnp.broadcast_to(jnp.asarray(base_unit, jnp.float32), (n,))], axis=1)
     return jnp.concatenate([jnp.broadcast_to(global_feats, (n, len(GLOBAL_FEATURES))), local,
-                            jnp.broadcast_to(seed_feats, (n, len(SEED_FEATURES)))], axis=1)
+                            jnp.broadcast_to(seed_feats, (n, len(SEED_FEATURES))), base_feats], axis=1)
 
 
 def select(features: jax.Array, names: tuple[str, ...]) -> jax.Array:

@@ -14,6 +14,7 @@ from ganno_jax.env.ganno_env import GannoEnv
 from ganno_jax.env.types import EnvConfig, EnvParams
 from ganno_jax.errors import UserInputError
 from ganno_jax.inner import optim
+from ganno_jax.inner.bases import BASES
 from ganno_jax.inner.models import MODELS
 from ganno_jax.inner.task import InnerTask, TaskData
 
@@ -113,7 +114,12 @@ def make_env(model: nn.Module, dataset: TaskData | Dataset, input_shape=None,
     if config.inner_optimizer not in optim.INNER_OPTIMIZERS:
         raise UserInputError(f"unknown inner_optimizer {config.inner_optimizer!r}; "
                              f"known: {', '.join(optim.INNER_OPTIMIZERS)}")
-    env = GannoEnv(InnerTask(model, shape, batch_size=config.batch_size,
-                             optimizer=config.inner_optimizer), config)
+    if config.base not in BASES:
+        raise UserInputError(f"unknown base {config.base!r}; known: {', '.join(BASES)}")
+    if config.base != "constant" and config.inner_optimizer != "adamw":
+        raise UserInputError(f"base {config.base!r} schedules AdamW; inner_optimizer "
+                             f"{config.inner_optimizer!r} runs only on the 'constant' base")
+    env = GannoEnv(InnerTask(model, shape, batch_size=config.batch_size, optimizer=config.inner_optimizer,
+                             base=config.base, total_steps=config.tau * config.episode_length), config)
     params = EnvParams(dataset, **{k: jnp.float32(v) for k, v in init.items()})
     return env, params

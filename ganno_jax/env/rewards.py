@@ -11,7 +11,9 @@ measurement, e.g. a lower LR): `telescoping_accuracy` and `telescoping_log_loss`
 the validation metric since the last env step, measured on ONE validation subset fixed for the
 whole episode (`FIXED_VAL_SUBSET`), so consecutive steps are paired and the undiscounted return
 telescopes to the episode's final improvement: Σ_t r_t = m(θ_T) − m(θ_0) (the env measures the
-fresh network at reset for these). `terminal_accuracy` pays the final network's accuracy on that
+fresh network at reset for these). `paired_telescoping_accuracy` subtracts the same change of the
+base branch, the base alone run beside the agents from the same start (`EnvConfig.base_branch`).
+`terminal_accuracy` pays the final network's accuracy on that
 subset at the last step and 0 before. A diverged network scores accuracy 0 and loss `MAX_LOSS`.
 """
 
@@ -39,6 +41,7 @@ class Outcome:
     u: jax.Array  # () a U(0, 1) draw (the subramanian2023 divergence penalty is random)
     prev_val_accuracy: jax.Array = 0.0  # () the last env step's (or the fresh network's) accuracy
     prev_val_loss: jax.Array = 0.0  # () and loss, on the same subset when it is fixed per episode
+    prev_noop_val_accuracy: jax.Array = 0.0  # () the second branch's accuracy after the last step
 
 
 def difference_accuracy(o: Outcome) -> jax.Array:
@@ -91,6 +94,15 @@ def telescoping_log_loss(o: Outcome) -> jax.Array:
     return _log_loss(o.prev_val_loss) - new
 
 
+def paired_telescoping_accuracy(o: Outcome) -> jax.Array:
+    """The agents' telescoping accuracy minus the base branch's over the same step (both on the
+    episode's fixed subset, from the same network, on the same minibatches): the return is
+    acc(agents' final network) − acc(base's final network), the seed's luck that both share
+    cancelled. An all-no-op policy on its base earns exactly 0."""
+    base = jnp.nan_to_num(o.noop_val_accuracy) - o.prev_noop_val_accuracy
+    return telescoping_accuracy(o) - base
+
+
 def terminal_accuracy(o: Outcome) -> jax.Array:
     """The final network's accuracy on the episode's fixed subset at the last step (0 if it
     diverged), 0 at every other step."""
@@ -107,7 +119,13 @@ REWARDS: dict[str, Callable[[Outcome], jax.Array]] = {
     "telescoping_accuracy": telescoping_accuracy,
     "telescoping_log_loss": telescoping_log_loss,
     "terminal_accuracy": terminal_accuracy,
+    "paired_telescoping_accuracy": paired_telescoping_accuracy,
 }
 NEEDS_NOOP_BRANCH = {"difference_accuracy", "difference_loss"}
+NEEDS_BASE_BRANCH = {"paired_telescoping_accuracy"}
 # Rewards scored on one validation subset per episode (drawn at reset) instead of a fresh one per step.
-FIXED_VAL_SUBSET = {"telescoping_accuracy", "telescoping_log_loss", "terminal_accuracy"}
+FIXED_VAL_SUBSET = {"telescoping_accuracy", "telescoping_log_loss", "terminal_accuracy",
+                    "paired_telescoping_accuracy"}
+# What evaluation (no second branch) measures for an agent trained with a reward needing one: the
+# env as the agent saw it otherwise (the same subsets per episode), without the branch.
+DEPLOYED_REWARD = {"paired_telescoping_accuracy": "telescoping_accuracy"}

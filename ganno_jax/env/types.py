@@ -20,7 +20,12 @@ class EnvConfig:
     n_val: int = 2048  # validation examples scored per env step (same subset for both branches)
     # Defaults are for deployment (no counterfactual); the trainer sets both from its config.
     noop_branch: bool = False  # train the all-no-op counterfactual too (training only)
+    # Run the base alone beside the agents for the whole episode (training only): same network
+    # initialisation, minibatches and validation subset, so a reward paired against it
+    # ("paired_telescoping_accuracy") cancels the seed's luck that both share.
+    base_branch: bool = False
     reward: str = "accuracy"  # see rewards.REWARDS; "difference_accuracy" (paper) needs noop_branch
+    base: str = "constant"  # what each layer's rate follows between decisions (inner/bases.py)
     obs_set: str = "full"  # see observations.OBS_SETS
     lr_max: float = 0.1  # actions are clipped to [lr_min, lr_max]
     lr_min: float = 0.0  # > 0 keeps an action from switching a layer off (0 absorbs ×/÷ actions)
@@ -69,3 +74,7 @@ class EnvState:
     best_val_loss: jax.Array  # () lowest validation loss of the episode so far (subramanian2023)
     probe_probs: jax.Array  # (n_probe, classes) predictions on the probe set after the last step
     val_key: jax.Array  # PRNG key of the episode's validation subset (rewards.FIXED_VAL_SUBSET)
+    # The base branch (`EnvConfig.base_branch`), else None: the network the base alone trains
+    # from the same start, and its accuracy on the episode's validation subset after the last step.
+    base_inner: InnerState | None = None
+    base_val_accuracy: jax.Array | None = None  # ()

@@ -99,7 +99,8 @@ def register(name: str, factory: Callable[[MethodContext], Controller], needs_ch
 
 
 _HOOKS = {"plateau": {"observe": baselines.plateau_observe, "lr_scale": baselines.plateau_scale},
-          "schedule_free": {"eval_params": optax.contrib.schedule_free_eval_params}}
+          "schedule_free": {"eval_params": optax.contrib.schedule_free_eval_params},
+          "dog": {"eval_params": baselines.averaged_params}}
 for _name, _make in baselines.OPTIMIZER_BASELINES.items():
     register(_name, lambda ctx, n=_name, m=_make: Controller(n, optimizer=m, **_HOOKS.get(n, {})))
 # Methods that ignore the initial LR: evaluation runs them once per (weight decay, seed).

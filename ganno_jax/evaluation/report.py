@@ -173,7 +173,7 @@ def summary(rows: list[dict], agent: str | None, metric: str = "test_accuracy") 
     cells: dict = defaultdict(dict)  # method -> {(lr, wd, seed): value in %}
     for r in rows:
         cells[r["method"]][(r["init_lr"], r["weight_decay"], r["seed"])] = 100.0 * r[metric]
-    out = {"metric": f"{metric} (%)", "methods": {}, "paired": {}}
+    out = {"metric": f"{metric} (%)", "agent": agent if agent in cells else None, "methods": {}, "paired": {}}
     for m, c in cells.items():
         mean, se = _mean_se(np.array(list(c.values())))
         out["methods"][m] = {"mean": mean, "se": se, "n": len(c)}

@@ -37,6 +37,10 @@ def make_rollout(env, controller: Controller):
     num_steps = env.config.episode_length
     chance = 1.0 / env.task.num_classes
     step_fn = _optimizer_block if controller.per_inner_step else _agent_block
+    if controller.per_inner_step and env.task.base != "constant":
+        # Its own optimiser replaces the env's: the env's base (and its scoring) would not apply.
+        raise ValueError(f"{controller.name} brings its own optimiser; run it on a 'constant'-base env, "
+                         f"not on base {env.task.base!r}")
 
     def rollout(key: jax.Array, params) -> EpisodeResult:
         reset_key, run_key = jax.random.split(key)

@@ -131,5 +131,8 @@ def set_learning_rates(opt_state, learning_rates: jax.Array):
 
 
 def direction_norms(opt_state) -> jax.Array:
-    """(num_layers,) ‖u_l‖ of the last update (Adam direction plus decay, before the rate)."""
-    return opt_state.inner_state[-1].direction_norms
+    """(num_layers,) ‖u_l‖ of the last update (Adam direction plus decay, before the rate), of a
+    layerwise optimiser: a chain whose last state records them, or one state that does
+    (`bases.LayerwiseScheduleFreeState`)."""
+    inner = opt_state.inner_state
+    return inner.direction_norms if hasattr(inner, "direction_norms") else inner[-1].direction_norms

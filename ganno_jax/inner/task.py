@@ -20,7 +20,7 @@ import optax
 from flax import struct
 
 from ganno_jax.data.datasets import Dataset
-from ganno_jax.inner import optim, shuffle
+from ganno_jax.inner import bases, optim, shuffle
 from ganno_jax.inner.layer_table import LayerTable, model_layer_table
 
 Params = Any  # nested dict of arrays
@@ -96,10 +96,14 @@ class InnerTask:
       batch_size: minibatch size (SPEC: 128).
       b1, b2, eps: Adam constants.
       optimizer: "adamw" (layerwise AdamW, the paper's) or "sgd" (layerwise plain SGD).
+      base: what each layer's rate follows between decisions (`ganno_jax.inner.bases.BASES`;
+        "constant", the paper's, for any optimizer; the others with "adamw").
+      total_steps: the run's length N in inner steps, over which a base's schedule runs.
     """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...], batch_size: int = 128,
-                 b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, optimizer: str = "adamw"):
+                 b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, optimizer: str = "adamw",
+                 base: str = "constant", total_steps: int = 1):
         self.model = model
         self.input_shape = tuple(input_shape)
         self.batch_size = batch_size
@@ -115,8 +119,13 @@ class InnerTask:
         self._model_collections = tuple(k for k in shapes if k != "params")
         if optimizer not in optim.INNER_OPTIMIZERS:
             raise ValueError(f"unknown inner optimizer {optimizer!r}; known: {optim.INNER_OPTIMIZERS}")
+        if base not in bases.BASES:
+            raise ValueError(f"unknown base {base!r}; known: {', '.join(bases.BASES)}")
+        if base != "constant" and optimizer != "adamw":
+            raise ValueError(f"base {base!r} schedules AdamW; the {optimizer!r} optimiser has only 'constant'")
+        self.base, self.total_steps = base, int(total_steps)
         lrs, layers = jnp.zeros(self.num_layers), self.table.leaf_layer
-        self.optimizer = (optim.layerwise_adamw(lrs, 0.0, layers, b1=b1, b2=b2, eps=eps)
+        self.optimizer = (bases.layerwise_optimizer(base, lrs, 0.0, layers, self.total_steps, b1=b1, b2=b2, eps=eps)
                           if optimizer == "adamw" else optim.layerwise_sgd(lrs, 0.0, layers))
 
     @property
@@ -192,8 +201,18 @@ class InnerTask:
             body, (state, jnp.zeros((self.num_layers,))), indices)
         return state, TrainMetrics(losses.mean(), accs.mean()), self.layer_stats(state, grad_norm)
 
+    def scored_params(self, state: InnerState) -> Params:
+        """The parameters the network is scored at: the base's (schedule-free's averaged point),
+        otherwise the trained ones. `state.opt_state` must be this task's optimiser's state."""
+        return bases.eval_params(self.base, state.opt_state, state.params)
+
+    def rates_in_force(self, state: InnerState) -> jax.Array:
+        """(num_layers,) the rates the next inner step applies (each peak times the base's unit rate)."""
+        return bases.rates_in_force(self.base, self.total_steps, state.opt_state)
+
     def evaluate(self, state: InnerState, x: jax.Array, y: jax.Array, chunk: int = 256):
-        """Mean cross-entropy and accuracy on (x, y) in evaluation mode, in chunks of `chunk`.
+        """Mean cross-entropy and accuracy on (x, y) in evaluation mode, in chunks of `chunk`, at
+        the parameters the base is scored at (`scored_params`).
 
         (256 is the fastest chunk measured for cnn2 on the development CPU: 20 ms for 512
         examples, against 63 ms in one chunk of 512.)
@@ -213,9 +232,11 @@ class InnerTask:
         ys = jnp.pad(y, (0, pad)).reshape(num_chunks, chunk)
         weights = (jnp.arange(num_chunks * chunk) < n).reshape(num_chunks, chunk).astype(jnp.float32)
 
+        params = self.scored_params(state)
+
         def body(totals, batch):
             xb, yb, wb = batch
-            logits, _ = self.apply(state.params, state.model_state, xb, train=False)
+            logits, _ = self.apply(params, state.model_state, xb, train=False)
             losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
             correct = (jnp.argmax(logits, -1) == yb).astype(jnp.float32)
             return totals + jnp.stack([jnp.sum(losses * wb), jnp.sum(correct * wb)]), None

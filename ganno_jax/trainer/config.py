@@ -30,7 +30,7 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
 AGENTS = tuple(AGENT_PRESETS)
 AGENT_OPTIMIZERS = ("amsgrad", "adam")
 # The env settings an agent preset fixes: evaluation rebuilds the env with a checkpoint's values.
-AGENT_ENV_FIELDS = ("obs_set", "global_lr", "action_set", "inner_optimizer", "lr_max", "lr_min")
+AGENT_ENV_FIELDS = ("obs_set", "global_lr", "action_set", "inner_optimizer", "lr_max", "lr_min", "base")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,9 @@ class TrainConfig:
     inner_optimizer: str = "adamw"  # layerwise "adamw" or "sgd"
     lr_max: float = 0.1  # actions clip learning rates to [lr_min, lr_max]
     lr_min: float = 0.0  # > 0: no action switches a layer off
+    # What each layer's rate follows when the agents do nothing (ganno_jax.inner.bases.BASES): the
+    # agents' actions scale a per-layer multiplier of it. "constant" is the paper's environment.
+    base: str = "constant"
     # IPPO (paper Appendix A where given, else our choices).
     num_envs: int = 4  # parallel env copies, sharded over local devices
     total_env_steps: int = 50_000  # summed over env copies
@@ -93,9 +96,10 @@ class TrainConfig:
 
     def env_overrides(self) -> dict[str, Any]:
         """The EnvConfig fields this config sets."""
-        from ganno_jax.env.rewards import NEEDS_NOOP_BRANCH
+        from ganno_jax.env.rewards import NEEDS_BASE_BRANCH, NEEDS_NOOP_BRANCH
 
         return {"tau": self.tau, "episode_length": self.episode_length, "n_val": self.n_val,
+                "base": self.base, "base_branch": self.reward in NEEDS_BASE_BRANCH,
                 "batch_size": self.batch_size, "reward": self.reward, "obs_set": self.obs_set,
                 "model_width": self.model_width, "global_lr": self.global_lr,
                 "action_set": self.action_set, "inner_optimizer": self.inner_optimizer,
@@ -142,6 +146,10 @@ class TrainConfig:
         from ganno_jax.agent.networks import CRITICS
         from ganno_jax.inner.schedules import UNIT_SCHEDULES
 
+        from ganno_jax.inner.bases import BASES
+
+        if self.base not in BASES:
+            raise UserInputError(f"unknown base {self.base!r}; known: {', '.join(BASES)}")
         if self.critic not in CRITICS:
             raise UserInputError(f"unknown critic {self.critic!r}; known: {', '.join(CRITICS)}")
         if self.pretrain not in ("none", "bc"):
@@ -232,4 +240,5 @@ def config_from_json(text: str) -> TrainConfig:
     data = json.loads(text)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     data.setdefault("agent_opt", "adam")  # runs saved before the field existed trained with Adam
+    data.setdefault("base", "constant")  # and before bases existed, on the paper's constant base
     return TrainConfig(**{k: v for k, v in data.items() if k in known})
