@@ -4,10 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Data folder: whatever the user exported, else the shared copy beside the checkout when there is
-# one, else nothing: the datasets are then downloaded on first use into ~/.cache/ganno_jax/data
-# (README "Data"). `make test` requires real data (GANNO_REQUIRE_DATA=1): a real-data test fails,
-# naming the folder, rather than skip.
+# Data folder: whatever the user exported, else a `shared/data` copy beside the checkout when there
+# is one, else nothing: the datasets are then downloaded on first use into ~/.cache/ganno_jax/data
+# (README "Data"). `make test` first finds or fetches the datasets the tests read (`make data`), then
+# requires them (GANNO_REQUIRE_DATA=1): a real-data test fails, naming the folder, rather than skip.
 GANNO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 ifneq ($(GANNO_DATA_DIR),)
 export GANNO_DATA_DIR
@@ -20,7 +20,7 @@ SEED ?= 0
 OUT ?= runs/$(ENV)-$(AGENT)-$(PRESET)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
 BENCH_OUT ?= benchmarks/results/throughput-$(PRESET).json
 
-.PHONY: install train evaluate benchmark test test-slow test-distributed bench bench-torch bench-parts clean
+.PHONY: install data train evaluate benchmark test test-slow test-distributed bench bench-torch bench-parts clean
 
 install: $(STAMP)
 
@@ -46,14 +46,20 @@ evaluate: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) -m ganno_jax.evaluate --ckpt $(CKPT) $(EVAL_ENV) --benchmark --out $(EVAL_OUT) $(ARGS)
 
-test: $(STAMP)
+# The datasets the tests read, found where training finds them or downloaded once (verified);
+# offline and absent: one line saying how to provide them, exit 2.
+TEST_DATASETS := fashion_mnist mnist
+data: $(STAMP)
+	$(PY) -m ganno_jax.data $(TEST_DATASETS)
+
+test: data
 	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: data
 	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q -m slow
 
 # Training and evaluation over 2 processes on 127.0.0.1 (JAX's distributed runtime, gloo on CPU).
-test-distributed: $(STAMP)
+test-distributed: data
 	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q -m distributed
 
 # Throughput, one JSON with the device named: plain vs deployment vs training, scaling, FLOP/s.

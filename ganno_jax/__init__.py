@@ -5,7 +5,7 @@
   tx = ganno_jax.scheduler(policy, model, x[:1], init_lr=1e-3, weight_decay=1e-4, total_steps=1000)
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"  # the one version source (pyproject.toml reads it)
 
 from ganno_jax.deploy.policy import Policy, load_policy, pretrained, save_policy  # noqa: E402
 from ganno_jax.deploy.scheduler import (  # noqa: E402

@@ -12,6 +12,7 @@ Bad input → one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -95,13 +96,51 @@ def run(args: argparse.Namespace) -> str:
         raise
 
 
-def _evaluate(args: argparse.Namespace) -> str:
-    from ganno_jax.evaluation.controllers import LR_FREE_METHODS, METHODS, NEEDS_CHECKPOINT
+@dataclasses.dataclass
+class Plan:
+    """What an evaluation runs, checked before anything is computed."""
 
-    from ganno_jax.deploy.policy import check_layout, load_policy
+    methods: list[str]
+    agent_methods: list[str]  # trained agents among `methods` (they act through `policy`)
+    init_lrs: list[float]
+    wds: list[float]
+    num_seeds: int
+    env_cfg: dict  # the episode's size: tau, episode_length, n_val, batch_size, model_width
+
+    @property
+    def grid(self) -> list[tuple[float, float, int]]:
+        return [(lr, wd, s) for lr in self.init_lrs for wd in self.wds for s in range(self.num_seeds)]
+
+
+def _evaluate(args: argparse.Namespace) -> str:
+    from ganno_jax.deploy.policy import load_policy
+    from ganno_jax.evaluation import reuse
+    from ganno_jax.evaluation.rollout import replicate_data
 
     # A run folder, a checkpoint step or a policy file; restored (and verified) before anything is written.
     policy = load_policy(args.ckpt) if args.ckpt else None
+    plan = _plan(args, policy)
+    env, agent_env, params = _envs(args, plan, policy)
+    params = replicate_data(params)  # once: no method copies the dataset again
+    protocol = {"env": args.env, "tau": env.config.tau, "episode_length": env.config.episode_length,
+                "n_val": env.config.n_val, "batch_size": env.config.batch_size, "reward": env.config.reward,
+                "model_width": plan.env_cfg.get("model_width", 1.0), "init_lrs": plan.init_lrs, "wds": plan.wds,
+                "seeds": plan.num_seeds}
+    rivals = [m for m in plan.methods if m not in plan.agent_methods]
+    if args.baselines_from:
+        reused = reuse.reuse_rows(args.baselines_from, protocol, rivals, len(plan.grid))
+    else:
+        reused = reuse.committed_rows(args.env, protocol, rivals, len(plan.grid)) if args.benchmark else {}
+    rows, curves = _run_methods(args, plan, env, agent_env, params, policy, reused)
+    _write_outputs(args, plan, env, rows, curves, protocol, reused)
+    return args.out
+
+
+def _plan(args: argparse.Namespace, policy) -> Plan:
+    """The methods, grid and episode size of `args`; UserInputError for anything unusable."""
+    from ganno_jax.evaluation.controllers import LR_FREE_METHODS, METHODS, NEEDS_CHECKPOINT
+    from ganno_jax.trainer.config import make_config, parse_overrides
+
     ckpt_cfg = policy.config if policy else None
     if args.env is None:
         if ckpt_cfg is None:
@@ -143,73 +182,71 @@ def _evaluate(args: argparse.Namespace) -> str:
         raise UserInputError(f"--seeds must be a positive integer, got {args.seeds!r}") from None
     if num_seeds < 1:
         raise UserInputError(f"--seeds must be a positive integer, got {num_seeds}")
-    from ganno_jax.trainer.config import AGENT_ENV_FIELDS, make_config, parse_overrides
-
     overrides = parse_overrides(args.set)
     allowed = {"tau", "episode_length", "n_val", "batch_size", "model_width"}
     if set(overrides) - allowed:
         raise UserInputError(f"--set accepts {', '.join(sorted(allowed))}; got {sorted(set(overrides) - allowed)}")
     env_cfg = {k: v for k, v in make_config(args.preset, args.env, overrides).env_overrides().items()
                if k in allowed}
+    return Plan(methods=methods, agent_methods=agent_methods, init_lrs=init_lrs, wds=wds, num_seeds=num_seeds,
+                env_cfg=env_cfg)
 
+
+def _envs(args: argparse.Namespace, plan: Plan, policy):
+    """(the rivals' env, the agent's env, params): the same task; the agent's is built as it was
+    trained (observations, actions, base), both without a second branch (deployment)."""
+    from ganno_jax.deploy.policy import check_layout
     from ganno_jax.env import make
-    from ganno_jax.evaluation import report
-    from ganno_jax.evaluation.controllers import MethodContext
-    from ganno_jax.evaluation.rollout import replicate_data, run_grid
-
     from ganno_jax.env.rewards import DEPLOYED_REWARD, NEEDS_NOOP_BRANCH
+    from ganno_jax.trainer.config import AGENT_ENV_FIELDS
 
-    # Deployment has no second branch; otherwise the env measures as the agent was trained (a reward
-    # scored on one subset per episode also fixes the validation subsets and the reset measurement).
+    ckpt_cfg = policy.config if policy else None
+    # Otherwise the env measures as the agent was trained (a reward scored on one subset per
+    # episode also fixes the validation subsets and the reset measurement).
     reward = ckpt_cfg.reward if ckpt_cfg and ckpt_cfg.reward not in NEEDS_NOOP_BRANCH else "accuracy"
     reward = DEPLOYED_REWARD.get(reward, reward)
-    env, params = make(args.env, noop_branch=False, reward=reward, **env_cfg)
+    env, params = make(args.env, noop_branch=False, reward=reward, **plan.env_cfg)
     agent_env = env
-    if agent_methods:
+    if plan.agent_methods:
         # The agent sees the env as it was trained to: its observation and action sets, one or many
-        # agents (subramanian2023 also brings its optimiser: it schedules plain SGD).
+        # agents, its base (subramanian2023 also brings its optimiser: it schedules plain SGD).
         trained = {k: getattr(ckpt_cfg, k) for k in AGENT_ENV_FIELDS}
-        agent_env, _ = make(args.env, noop_branch=False, reward=reward, **trained, **env_cfg)
+        agent_env, _ = make(args.env, noop_branch=False, reward=reward, **trained, **plan.env_cfg)
         check_layout(policy, agent_env.obs_layout, args.env)
     lr_max = min(env.config.lr_max, agent_env.config.lr_max)
-    if max(init_lrs) > lr_max:
-        raise UserInputError(f"--init-lrs {max(init_lrs):g} is above lr_max={lr_max:g}, the largest LR "
+    if max(plan.init_lrs) > lr_max:
+        raise UserInputError(f"--init-lrs {max(plan.init_lrs):g} is above lr_max={lr_max:g}, the largest LR "
                              f"the agents may set; raise lr_max (train with --set lr_max=...) to use it")
+    return env, agent_env, params
+
+
+def _run_methods(args, plan: Plan, env, agent_env, params, policy, reused: dict):
+    """Runs (or reuses) every method over the grid; returns (CSV rows, curves)."""
+    from ganno_jax.evaluation.controllers import LR_FREE_METHODS, METHODS, MethodContext
+    from ganno_jax.evaluation.rollout import run_grid
+
     ctx = MethodContext(env.num_actions, policy, args.greedy)
     agent_ctx = MethodContext(agent_env.num_actions, policy, args.greedy)
-    out = args.out
-
-    grid = [(lr, wd, s) for lr in init_lrs for wd in wds for s in range(num_seeds)]
-    params = replicate_data(params)  # once: no method copies the dataset again
-
-    rows, curves = [], {}
+    grid, first_lr = plan.grid, plan.init_lrs[0]
     inner_steps = env.config.tau * env.config.episode_length
-    protocol = {"env": args.env, "tau": env.config.tau, "episode_length": env.config.episode_length,
-                "n_val": env.config.n_val, "batch_size": env.config.batch_size, "reward": env.config.reward,
-                "model_width": env_cfg.get("model_width", 1.0), "init_lrs": init_lrs, "wds": wds,
-                "seeds": num_seeds}
-    rivals = [m for m in methods if m not in agent_methods]
-    if args.baselines_from:
-        reused = _reuse_baselines(args.baselines_from, protocol, rivals, len(grid))
-    else:
-        reused = _committed_rows(args.env, protocol, rivals, len(grid)) if args.benchmark else {}
-    bar = _progress(len(methods))
-    for method in methods:
+    rows, curves = [], {}
+    bar = _progress(len(plan.methods))
+    for method in plan.methods:
         if method in reused:
             rows += reused[method][0]
             curves.update(reused[method][1])
             bar.update(1)
             continue
-        method_env, method_ctx = (agent_env, agent_ctx) if method in agent_methods else (env, ctx)
+        method_env, method_ctx = (agent_env, agent_ctx) if method in plan.agent_methods else (env, ctx)
         # An LR-free method ignores the initial LR: one run per (wd, seed), shown in every LR column.
         lr_free = method in LR_FREE_METHODS
-        cells = [g for g in grid if g[0] == init_lrs[0]] if lr_free else grid
+        cells = [g for g in grid if g[0] == first_lr] if lr_free else grid
         t0 = time.time()
         res = run_grid(method_env, METHODS[method](method_ctx), [g[2] for g in cells], [g[0] for g in cells],
                        [g[1] for g in cells], params)
         wall = (time.time() - t0) / len(cells)
         index = {g: i for i, g in enumerate(cells)}
-        cell_of = lambda g: index[(init_lrs[0], *g[1:]) if lr_free else g]  # noqa: E731
+        cell_of = lambda g: index[(first_lr, *g[1:]) if lr_free else g]  # noqa: E731
         for lr, wd, seed in grid:
             i = cell_of((lr, wd, seed))
             rows.append({"method": method, "env": args.env, "init_lr": lr, "weight_decay": wd,
@@ -218,22 +255,32 @@ def _evaluate(args: argparse.Namespace) -> str:
                          "final_val_accuracy": float(res.final_val_accuracy[i]),
                          "diverged": bool(res.diverged[i]), "inner_steps": inner_steps,
                          "wall_time_s": round(wall, 3)})
-        for lr in init_lrs:
-            for wd in wds:
+        for lr in plan.init_lrs:
+            for wd in plan.wds:
                 idx = [cell_of(g) for g in grid if g[:2] == (lr, wd)]
                 curves[(method, lr, wd)] = {"lrs": res.lrs[idx], "val_accuracy": res.val_accuracy[idx],
                                             "test_accuracy": res.test_curve[idx]}
         bar.update(1)
         bar.set_postfix(method=method, s_per_run=f"{wall:.2f}")
     bar.close()
+    return rows, curves
 
+
+def _write_outputs(args, plan: Plan, env, rows, curves, protocol: dict, reused: dict) -> None:
+    """results.csv, results.md, summary.json, curves.npz, plots and command.json (with the digests
+    that let a later `--baselines-from` refuse a file changed since)."""
+    from ganno_jax.evaluation import report, reuse
+    from ganno_jax.evaluation.baselines import RIVAL_VERSIONS
+    from ganno_jax.evaluation.controllers import LR_FREE_METHODS
+
+    out = args.out
+    inner_steps = env.config.tau * env.config.episode_length
     report.write_csv(os.path.join(out, "results.csv"), rows)
-    label = f"{args.env} ({inner_steps} inner steps)"
-    title = (f"# {label}\n\nckpt: {args.ckpt or '-'}; greedy: {args.greedy}; "
-             f"tau {env.config.tau}, T {env.config.episode_length}; seeds {num_seeds}")
-    agent_method = agent_methods[0] if agent_methods else None
+    title = (f"# {args.env} ({inner_steps} inner steps)\n\nckpt: {args.ckpt or '-'}; greedy: {args.greedy}; "
+             f"tau {env.config.tau}, T {env.config.episode_length}; seeds {plan.num_seeds}")
+    agent_method = plan.agent_methods[0] if plan.agent_methods else None
     summary = report.summary(rows, agent_method)
-    for m in set(methods) & LR_FREE_METHODS:  # its "tuned LR" is no choice: every column is one run
+    for m in set(plan.methods) & LR_FREE_METHODS:  # its "tuned LR" is no choice: every column is one run
         summary["methods"][m]["lr_free"] = True
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(_tables(rows, title) + (report.questions_table(summary, agent_method) if agent_method else ""))
@@ -241,85 +288,12 @@ def _evaluate(args: argparse.Namespace) -> str:
         json.dump(summary, f, indent=2)
     report.save_curves(os.path.join(out, "curves.npz"), curves)
     report.plot_grid(os.path.join(out, ""), curves, env.config.tau, args.env)
-    # The digests let --baselines-from refuse a results.csv or curves.npz changed since.
-    from ganno_jax.evaluation.baselines import RIVAL_VERSIONS
-
-    digests = {name: _sha256(os.path.join(out, name)) for name in REUSED_FILES}
+    digests = {name: reuse.sha256(os.path.join(out, name)) for name in reuse.REUSED_FILES}
     with open(os.path.join(out, "command.json"), "w") as f:
         json.dump({"argv": sys.argv, "args": vars(args), "protocol": protocol, "sha256": digests,
-                   "rival_versions": {m: RIVAL_VERSIONS.get(m, 1) for m in methods if m not in agent_methods},
+                   "rival_versions": {m: RIVAL_VERSIONS.get(m, 1) for m in plan.methods
+                                      if m not in plan.agent_methods},
                    "reused_from": {m: origin for m, (_, _, origin) in reused.items()}}, f, indent=2)
-    return out
-
-
-REUSED_FILES = ("results.csv", "curves.npz")
-# The rivals' rows of the benchmark protocol, computed once per env and committed with their digests
-# (`make benchmark` reuses them when the protocol matches: benchmarking a new agent then runs the
-# agent alone). Only present in a checkout; an installed package computes every rival.
-COMMITTED_ROWS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "rivals")
-
-
-def _committed_rows(env_id: str, protocol: dict, methods: list[str], grid_size: int) -> dict:
-    """The committed rivals' rows for `env_id` (`COMMITTED_ROWS/<env>/`) when their protocol is this
-    one; {} (every rival computed) when there are none or the protocol differs (said on stderr)."""
-    folder = os.path.join(COMMITTED_ROWS, env_id)
-    if not os.path.exists(os.path.join(folder, "command.json")):
-        return {}
-    try:
-        return _reuse_baselines(folder, protocol, methods, grid_size)
-    except UserInputError as e:
-        print(f"note: not reusing the committed rivals' rows ({one_line(str(e), 300)}); computing them",
-              file=sys.stderr)
-        return {}
-
-
-def _sha256(path: str) -> str:
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def _reuse_baselines(folder: str | None, protocol: dict, methods: list[str], grid_size: int) -> dict:
-    """{method: (rows, curves, the folder that computed them)} of `methods` found in an earlier evaluation `folder` whose protocol
-    equals this one (UserInputError naming the first difference otherwise). Its files must match
-    the digests its command.json recorded, and each reused method must hold the whole grid."""
-    if not folder:
-        return {}
-    from ganno_jax.evaluation import report
-
-    try:
-        with open(os.path.join(folder, "command.json")) as f:
-            command = json.load(f)
-        theirs = command["protocol"]
-        for name, digest in command.get("sha256", {}).items():
-            if name in REUSED_FILES and _sha256(os.path.join(folder, name)) != digest:
-                raise UserInputError(f"--baselines-from {folder}: {name} is corrupt (its SHA-256 differs "
-                                     f"from command.json's)")
-        old_rows = report.read_csv(os.path.join(folder, "results.csv"))
-        old_curves = report.load_curves(os.path.join(folder, "curves.npz"))
-    except UserInputError:
-        raise
-    except Exception as e:  # noqa: BLE001 - csv, zip and npy readers raise many types for a damaged file
-        raise UserInputError(f"--baselines-from {folder}: not a readable evaluation "
-                             f"({e.__class__.__name__}: {str(e)[:120]})") from None
-    for key, value in protocol.items():
-        if theirs.get(key) != value:
-            raise UserInputError(f"--baselines-from {folder}: its {key} is {theirs.get(key)!r}, this "
-                                 f"evaluation's is {value!r}; only the same protocol can be reused")
-    # A rival whose definition changed since (RIVAL_VERSIONS) is computed again, not reused.
-    from ganno_jax.evaluation.baselines import RIVAL_VERSIONS
-
-    versions = command.get("rival_versions", {})
-    current = [m for m in methods if versions.get(m, 1) == RIVAL_VERSIONS.get(m, 1)]
-    out = {m: ([r for r in old_rows if r["method"] == m], {k: v for k, v in old_curves.items() if k[0] == m},
-               command.get("reused_from", {}).get(m, folder))
-           for m in current if any(r["method"] == m for r in old_rows)}
-    for m, (rows, _, _) in out.items():
-        if len(rows) != grid_size:
-            raise UserInputError(f"--baselines-from {folder}: results.csv holds {len(rows)} rows of {m!r}, "
-                                 f"the grid has {grid_size} (a truncated or edited file)")
-    return out
 
 
 def _progress(total: int):

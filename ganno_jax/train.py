@@ -228,6 +228,8 @@ def _train(args: argparse.Namespace, config, leader: bool) -> str:
     trainer = make_trainer(config, env, env_params, progress=None if quiet else progress)
     env_params = trainer.params
     runner = trainer.init(jax.random.PRNGKey(config.seed))
+    resuming = args.resume and checkpoint.latest_step(args.out) is not None
+    start_policy = _start_policy(config, env, env_params) if not resuming else None
     meta = {"config": json.loads(config.to_json()), "obs_layout": env.obs_layout,
             "num_agents": env.num_agents(env_params), "num_actions": env.num_actions,
             "env_id": config.env_id}
@@ -244,6 +246,8 @@ def _train(args: argparse.Namespace, config, leader: bool) -> str:
         multihost_utils.sync_global_devices("run folder ready")
     mngr = checkpoint.manager(args.out)
     start = int(host_local(runner.update))
+    if start_policy is not None and start == 0:
+        runner = runner.replace(agent=_warm_start(runner.agent, start_policy, trainer.mesh))
     if config.pretrain == "bc" and start == 0:
         runner = runner.replace(agent=_pretrain(args.out if leader else None, config, env, env_params,
                                                 runner.agent, trainer.mesh))
@@ -361,6 +365,36 @@ class _Quiet:
 
     def close(self):
         pass
+
+
+def _start_policy(config, env, env_params):
+    """The policy `config.init_from` names (None for "none"), checked against this run's env:
+    the same observation layout and action set (UserInputError otherwise, before anything is
+    written)."""
+    if config.init_from == "none":
+        return None
+    from ganno_jax.deploy.policy import check_layout, load_policy, pretrained
+
+    source = config.init_from
+    if source == "pretrained" or source.startswith("pretrained:"):
+        policy = pretrained(source.partition(":")[2] or "default")
+    else:
+        policy = load_policy(source)
+    check_layout(policy, env.obs_layout, f"init_from={source}: this run's env")
+    if policy.num_actions != env.num_actions or policy.config.action_set != config.action_set:
+        raise UserInputError(f"init_from={source}: its action set ({policy.config.action_set}, "
+                             f"{policy.num_actions} actions) is not this run's ({config.action_set})")
+    return policy
+
+
+def _warm_start(agent, policy, mesh):
+    """`agent` with the actor and observation normaliser of `policy` (the critic, the value
+    normaliser and the optimiser state start fresh), replicated over the mesh."""
+    from ganno_jax.parallel import replicate
+    from ganno_jax.trainer.anakin import host_local
+
+    agent = host_local(agent).replace(actor_params=policy.actor_params, obs_stats=policy.obs_stats)
+    return replicate(agent, mesh)
 
 
 def _pretrain(run_dir: str | None, config, env, env_params, agent, mesh):

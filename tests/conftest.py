@@ -11,8 +11,12 @@ SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."
 
 
 def real_data_dir() -> str | None:
-    """The folder holding the real datasets, if this machine has it."""
-    for d in (os.environ.get("GANNO_DATA_DIR"), SHARED_DATA):
+    """The folder holding the real datasets, if this machine has it: `$GANNO_DATA_DIR`, the shared
+    copy beside the checkout, or the download folder that `make data` (and `make train`) fill."""
+    from ganno_jax.data import download
+
+    default_download = os.path.expanduser(download.DEFAULT_DOWNLOAD_DIR)
+    for d in (os.environ.get("GANNO_DATA_DIR"), SHARED_DATA, default_download):
         if d and os.path.exists(os.path.join(d, "fashion_mnist", "train-images-idx3-ubyte.gz")):
             return d
     return None
@@ -35,7 +39,8 @@ def real_data(monkeypatch):
     d = real_data_dir()
     if d is None:
         where = os.environ.get("GANNO_DATA_DIR") or SHARED_DATA
-        msg = f"real datasets not found in {where} (fashion_mnist/train-images-idx3-ubyte.gz); set GANNO_DATA_DIR"
+        msg = (f"real datasets not found in {where} or the download folder (fashion_mnist/"
+               f"train-images-idx3-ubyte.gz); run `make data` or set GANNO_DATA_DIR")
         if os.environ.get("GANNO_REQUIRE_DATA") == "1":
             pytest.fail(msg)
         pytest.skip(msg)

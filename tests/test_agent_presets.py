@@ -88,8 +88,10 @@ def test_subramanian_reward_and_divergence_penalty_by_hand():
     from ganno_jax.env.rewards import Outcome, subramanian2023
 
     def outcome(val_loss, diverged, u=0.25):
-        return Outcome(jnp.float32(0.5), jnp.float32(val_loss), jnp.float32(0.5), jnp.float32(val_loss),
-                       jnp.bool_(diverged), jnp.float32(0.5), jnp.int32(3), jnp.float32(10), jnp.float32(u))
+        return Outcome(val_accuracy=jnp.float32(0.5), val_loss=jnp.float32(val_loss),
+                       noop_val_accuracy=jnp.float32(0.5), noop_val_loss=jnp.float32(val_loss),
+                       diverged=jnp.bool_(diverged), best_val_loss=jnp.float32(0.5), t=jnp.int32(3),
+                       episode_length=jnp.float32(10), u=jnp.float32(u))
 
     assert float(subramanian2023(outcome(0.4, False))) == pytest.approx(10 * 0.1 + 7)  # γ(best−loss) + λ(T−t)
     assert float(subramanian2023(outcome(0.7, False))) == pytest.approx(10 * -0.2 + 7)

@@ -117,6 +117,13 @@ ROWS = [
      "would train nothing"),
     (E, ["--env", "mlp_fmnist", "--init-lrs", ",".join(["1e-3"] * 300 + ["x"]), "--out", "{ws}/e"], 2,
      "'x' is not one"),
+    # A warm start from a policy that does not fit this run.
+    (T, SMOKE + ["--set", "init_from={ws}/nothing", "--out", "{ws}/new"], 2, "does not exist"),
+    (T, SMOKE + ["--agent", "ganno-lr-only", "--set", "init_from={ws}/run", "--out", "{ws}/new"], 2,
+     "observation layout"),
+    (T, SMOKE + ["--set", "action_set=log", "--set", "init_from={ws}/run", "--out", "{ws}/new"], 2,
+     "action set"),
+    (T, SMOKE + ["--set", "base=velo", "--out", "{ws}/new"], 2, "unknown base"),
 ]
 
 

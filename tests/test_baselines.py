@@ -8,6 +8,7 @@ import pytest
 
 import ganno_jax
 from ganno_jax.evaluation import baselines, controllers
+from ganno_jax.inner import schedules
 from ganno_jax.evaluation.rollout import make_rollout
 from ganno_jax.inner.models import CNN2
 from ganno_jax.inner.task import TaskData
@@ -34,16 +35,16 @@ REFERENCE = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(baselines.UNIT_SCHEDULES))
+@pytest.mark.parametrize("name", sorted(schedules.UNIT_SCHEDULES))
 def test_schedule_equals_optax_at_sampled_steps(name):
-    ours = baselines.schedule(name, jnp.float32(ALPHA), N)
+    ours = schedules.schedule(name, jnp.float32(ALPHA), N)
     ref = REFERENCE[name]()
     np.testing.assert_allclose([float(ours(s)) for s in STEPS], [float(ref(s)) for s in STEPS],
                                rtol=1e-5, atol=1e-12)
 
 
 def test_schedule_landmarks_by_hand():
-    at = lambda name, step: float(baselines.schedule(name, ALPHA, N)(step))  # noqa: E731
+    at = lambda name, step: float(schedules.schedule(name, ALPHA, N)(step))  # noqa: E731
     assert at("linear", 350) == pytest.approx(ALPHA / 2)
     assert at("quadratic", 350) == pytest.approx(ALPHA / 4)
     assert at("cosine", 350) == pytest.approx(ALPHA / 2)
@@ -62,7 +63,7 @@ def test_schedule_landmarks_by_hand():
 
 def test_schedules_trace_under_vmap_over_alpha():
     alphas = jnp.array([0.0, 1e-4, 1e-2])
-    lrs = jax.vmap(lambda a: baselines.schedule("sgdr", a, N)(jnp.int32(300)))(alphas)
+    lrs = jax.vmap(lambda a: schedules.schedule("sgdr", a, N)(jnp.int32(300)))(alphas)
     np.testing.assert_allclose(lrs, alphas, rtol=1e-6)
 
 

@@ -14,6 +14,7 @@ from ganno_jax.evaluation.rollout import make_rollout
 from ganno_jax.inner import bases, optim
 from ganno_jax.inner.layer_table import model_layer_table
 from ganno_jax.inner.models import CNN2, MLP
+from ganno_jax.inner.schedules import schedule
 from ganno_jax.inner.task import TaskData
 
 N, ALPHA, WD = 60, 3e-3, 0.1
@@ -37,7 +38,7 @@ REFERENCE = {
     "schedule_free": lambda: optax.contrib.schedule_free_adamw(
         ALPHA, warmup_steps=bases.schedule_free_warmup(N), weight_decay=WD),
     "linear": lambda: optax.adamw(optax.linear_schedule(ALPHA, 0.0, N), weight_decay=WD),
-    "wsd": lambda: optax.adamw(ganno_jax.evaluation.baselines.schedule("wsd", ALPHA, N), weight_decay=WD),
+    "wsd": lambda: optax.adamw(schedule("wsd", ALPHA, N), weight_decay=WD),
     "constant": lambda: optax.adamw(ALPHA, weight_decay=WD),
 }
 

@@ -137,3 +137,49 @@ def test_installed_package_trains_and_evaluates_outside_the_checkout_with_fetche
                     "--methods", "ganno,constant", "--seeds", "1", "--init-lrs", "1e-3", "--out", "runs/e")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert (elsewhere / "runs" / "e" / "summary.json").exists()
+
+
+def test_make_data_in_a_clone_with_nothing_beside_it_fetches_what_the_tests_read(real_data, tmp_path, monkeypatch):
+    """`make test`'s data step (`make data`) where there is no shared data folder beside the clone
+    and an empty cache: the datasets come from GANNO_DATA_URL into ~/.cache/ganno_jax/data, where
+    the tests then find them; offline, it stops in one line saying how to provide the files."""
+    import subprocess
+    import sys
+
+    import conftest
+
+    mirror_root = tmp_path / "mirror"
+    for name in ("fashion_mnist", "mnist"):
+        shutil.copytree(os.path.join(real_data, name), mirror_root / name)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(mirror_root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    clone = tmp_path / "work" / "clone"  # nothing beside it: tmp_path/work holds no shared/
+    clone.mkdir(parents=True)
+    for f in ("Makefile", "pyproject.toml"):
+        shutil.copy(os.path.join(root, f), clone / f)
+    (clone / ".venv").mkdir()
+    (clone / ".venv" / ".installed").touch()  # the venv is this one (PY below): no reinstall
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GANNO_")}
+    env.update(HOME=str(tmp_path / "home"), GANNO_NO_PROGRESS="1")
+    make = ["make", "-s", "-C", str(clone), "data", f"PY={sys.executable}"]
+    try:
+        offline = subprocess.run(make, env=dict(env, GANNO_OFFLINE="1"), capture_output=True, text=True,
+                                 timeout=120)
+        assert offline.returncode == 2
+        err = [line for line in offline.stderr.splitlines() if line.startswith("error:")]
+        assert len(err) == 1 and "by hand" in err[0] and "GANNO_DATA_URL" in err[0]
+        done = subprocess.run(make, env=dict(env, GANNO_DATA_URL=f"http://127.0.0.1:{server.server_address[1]}"),
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fashion_mnist: Fashion-MNIST" in done.stdout and "mnist: MNIST" in done.stdout
+    fetched = tmp_path / "home" / ".cache" / "ganno_jax" / "data"
+    assert sorted(os.listdir(fetched / "mnist")) == sorted(FILES)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GANNO_DATA_DIR", raising=False)
+    monkeypatch.setattr(conftest, "SHARED_DATA", str(tmp_path / "no-shared"))
+    assert conftest.real_data_dir() == str(fetched)  # where the real-data tests look

@@ -151,3 +151,22 @@ def test_resume_after_a_kill_between_checkpoint_and_logging_writes_every_update_
     tags = [p for p in payloads[1:] if b"\x0a\x06reward" in p]  # the scalar tagged exactly "reward"
     assert len(tags) == 3  # one per update, none twice
     assert sorted(os.listdir(os.path.join(out, "plots"))) == plots_before  # update 3's plots redrawn, once
+
+
+def test_init_from_starts_the_actor_from_a_trained_policy(tiny_data, tmp_path):
+    """`--set init_from=RUN`: one PPO update later the actor is still next to RUN's (a fresh
+    agent of the same seed is far from it), on another base than RUN was trained on."""
+    import jax
+    import numpy as np
+
+    import ganno_jax
+
+    mlp = ["--env", "mlp_fmnist", "--preset", "smoke", "--set", "n_val=32", "--set", "total_env_steps=16"]
+    a, warm, cold = (str(tmp_path / n) for n in ("a", "warm", "cold"))
+    assert train.main(mlp + ["--seed", "1", "--out", a]) == 0
+    assert train.main(mlp + ["--set", f"init_from={a}", "--set", "base=schedule_free", "--out", warm]) == 0
+    assert train.main(mlp + ["--set", "base=schedule_free", "--out", cold]) == 0
+    leaves = lambda run: jax.tree.leaves(ganno_jax.load_policy(run).actor_params)  # noqa: E731
+    dist = lambda x, y: max(float(np.max(np.abs(p - q))) for p, q in zip(leaves(x), leaves(y)))  # noqa: E731
+    assert dist(warm, a) < 0.01 < dist(cold, a)
+    assert ganno_jax.load_policy(warm).config.base == "schedule_free"

@@ -20,7 +20,7 @@ class RunningStats:
 
 
 def init_stats(shape: tuple[int, ...]) -> RunningStats:
-    return RunningStats(jnp.zeros(shape), jnp.ones(shape), jnp.asarray(1e-4, jnp.float32))
+    return RunningStats(mean=jnp.zeros(shape), var=jnp.ones(shape), count=jnp.asarray(1e-4, jnp.float32))
 
 
 def update_stats(stats: RunningStats, batch: jax.Array, axis_name: str | None = None) -> RunningStats:
@@ -43,7 +43,7 @@ def update_stats(stats: RunningStats, batch: jax.Array, axis_name: str | None = 
     total = stats.count + b_count
     mean = stats.mean + delta * b_count / total
     m2 = stats.var * stats.count + b_var * b_count + jnp.square(delta) * stats.count * b_count / total
-    return RunningStats(mean, m2 / total, total)
+    return RunningStats(mean=mean, var=m2 / total, count=total)
 
 
 def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0) -> jax.Array:

@@ -58,8 +58,8 @@ class Policy:
 
 def from_agent(agent, config: TrainConfig, obs_layout: dict, num_actions: int) -> Policy:
     """The deployable part of a trainer's AgentState."""
-    return Policy(agent.actor_params, agent.obs_stats, tuple(obs_layout["names"]), int(obs_layout["version"]),
-                  int(num_actions), config)
+    return Policy(actor_params=agent.actor_params, obs_stats=agent.obs_stats, obs_names=tuple(obs_layout["names"]),
+                  layout_version=int(obs_layout["version"]), num_actions=int(num_actions), config=config)
 
 
 def init_carry(num_agents: int) -> tuple[jax.Array, jax.Array]:
@@ -125,8 +125,9 @@ def _read_policy_file(path: str) -> Policy:
         stats = normalizer.RunningStats(**{k: jnp.asarray(v) for k, v in tree["obs_stats"].items()})
         params = jax.tree.map(jnp.asarray, tree["actor_params"])
         layout = meta["obs_layout"]
-        return Policy(params, stats, tuple(layout["names"]), int(layout["version"]), int(meta["num_actions"]),
-                      config_from_json(json.dumps(meta["config"])))
+        return Policy(actor_params=params, obs_stats=stats, obs_names=tuple(layout["names"]),
+                      layout_version=int(layout["version"]), num_actions=int(meta["num_actions"]),
+                      config=config_from_json(json.dumps(meta["config"])))
     except Exception as e:  # noqa: BLE001 - msgpack raises many types for a file that is not one
         raise CheckpointError(f"{path} is not a readable policy file ({e.__class__.__name__})") from None
 
@@ -146,7 +147,8 @@ def _read_checkpoint_policy(path: str) -> Policy:
         params = jax.tree.map(jnp.asarray, saved["actor_params"])
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {ckpt_dir}/{step} holds no agent: {e}") from None
-    return Policy(params, stats, tuple(layout["names"]), int(layout["version"]), num_actions, config)
+    return Policy(actor_params=params, obs_stats=stats, obs_names=tuple(layout["names"]),
+                  layout_version=int(layout["version"]), num_actions=num_actions, config=config)
 
 
 def load_policy(path: str) -> Policy:

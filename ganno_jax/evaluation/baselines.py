@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import optax
 from optax import contrib
 
-from ganno_jax.inner.schedules import UNIT_SCHEDULES, schedule  # noqa: F401  (re-exported)
+from ganno_jax.inner.schedules import UNIT_SCHEDULES, schedule
 
 def adamw_with_schedule(name: str) -> Callable:
     """`make(alpha, wd, total_steps) -> (optax transform, lr schedule)` for AdamW + the schedule."""
@@ -130,14 +130,15 @@ def polynomial_decay_average(tx: optax.GradientTransformation, gamma: float = 8.
     x̄_1 = x_1. The updates are `tx`'s own; `averaged_params(state)` is what is scored."""
 
     def init(params):
-        return AveragedState(tx.init(params), jnp.zeros((), jnp.int32), jax.tree.map(jnp.copy, params))
+        return AveragedState(inner=tx.init(params), count=jnp.zeros((), jnp.int32),
+                             average=jax.tree.map(jnp.copy, params))
 
     def update(updates, state, params=None):
         updates, inner = tx.update(updates, state.inner, params)
         count = state.count + 1
         w = (1.0 + gamma) / (count.astype(jnp.float32) + gamma)
         average = jax.tree.map(lambda a, p, u: (1.0 - w) * a + w * (p + u), state.average, params, updates)
-        return updates, AveragedState(inner, count, average)
+        return updates, AveragedState(inner=inner, count=count, average=average)
 
     return optax.GradientTransformation(init, update)
 

@@ -66,11 +66,11 @@ def make_rollout(env, controller: Controller):
         # A network can stay finite and still overflow the loss on examples the blocks did not see.
         diverged = diverged | ~jnp.isfinite(val.loss) | ~jnp.isfinite(test.loss)
         return EpisodeResult(
-            lrs, val_acc, curve, train_loss,
-            jnp.where(diverged, chance, val.accuracy),
-            jnp.where(diverged, chance, test.accuracy),
-            jnp.where(diverged, jnp.inf, test.loss),
-            diverged)
+            lrs=lrs, val_accuracy=val_acc, test_curve=curve, train_loss=train_loss,
+            final_val_accuracy=jnp.where(diverged, chance, val.accuracy),
+            test_accuracy=jnp.where(diverged, chance, test.accuracy),
+            test_loss=jnp.where(diverged, jnp.inf, test.loss),
+            diverged=diverged)
 
     return rollout
 
@@ -151,10 +151,12 @@ def run_grid(env, controller: Controller, seeds, init_lrs, wds, params) -> Episo
     """
     import numpy as np
     from jax.experimental import multihost_utils
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding, PartitionSpec as P
 
-    devices = jax.devices()
-    mesh = Mesh(np.array(devices), ("grid",))
+    from ganno_jax.parallel import device_mesh
+
+    mesh = device_mesh("grid")
+    devices = mesh.devices.ravel()
     params = replicate_data(params)
     g = len(seeds)
     pad = (-g) % len(devices)  # every device runs as many cells; the padding repeats the last one

@@ -57,7 +57,8 @@ def scale_by_layerwise_schedule(learning_rates: jax.Array, leaf_layer: tuple[int
 
     def init_fn(params):
         del params
-        return LayerwiseScheduleState(jnp.zeros((), jnp.int32), jnp.zeros((num_layers,), jnp.float32))
+        return LayerwiseScheduleState(count=jnp.zeros((), jnp.int32),
+                                      direction_norms=jnp.zeros((num_layers,), jnp.float32))
 
     def update_fn(updates, state, params=None):
         del params
@@ -65,8 +66,8 @@ def scale_by_layerwise_schedule(learning_rates: jax.Array, leaf_layer: tuple[int
         sq = optim.per_layer_sums(leaves, leaf_layer, num_layers, lambda x: jnp.sum(jnp.square(x)))
         lrs = schedule_fn(learning_rates)(state.count)
         scaled = [-lrs[layer] * leaf for leaf, layer in zip(leaves, leaf_layer)]
-        return treedef.unflatten(scaled), LayerwiseScheduleState(optax.safe_int32_increment(state.count),
-                                                                 jnp.sqrt(sq))
+        return treedef.unflatten(scaled), LayerwiseScheduleState(count=optax.safe_int32_increment(state.count),
+                                                                 direction_norms=jnp.sqrt(sq))
 
     return optax.GradientTransformation(init_fn, update_fn)
 

@@ -42,14 +42,14 @@ def scale_by_layerwise_lr(
 
     def init_fn(params):
         del params
-        return LayerwiseScaleState(jnp.zeros((num_layers,), jnp.float32))
+        return LayerwiseScaleState(direction_norms=jnp.zeros((num_layers,), jnp.float32))
 
     def update_fn(updates, state, params=None):
         del params, state
         leaves, treedef = jax.tree.flatten(updates)
         sq = per_layer_sums(leaves, leaf_layer, num_layers, lambda x: jnp.sum(jnp.square(x)))
         scaled = [-learning_rates[layer] * leaf for leaf, layer in zip(leaves, leaf_layer)]
-        return treedef.unflatten(scaled), LayerwiseScaleState(jnp.sqrt(sq))
+        return treedef.unflatten(scaled), LayerwiseScaleState(direction_norms=jnp.sqrt(sq))
 
     return optax.GradientTransformation(init_fn, update_fn)
 

@@ -40,8 +40,8 @@ class TaskData:
     @classmethod
     def from_dataset(cls, ds: Dataset) -> "TaskData":
         """Puts a host `Dataset` on the default device, once."""
-        return cls(*(jnp.asarray(a) for a in (ds.x_train, ds.y_train, ds.x_val, ds.y_val,
-                                               ds.x_test, ds.y_test)))
+        names = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+        return cls(**{k: jnp.asarray(getattr(ds, k)) for k in names})
 
 
 @struct.dataclass
@@ -140,7 +140,7 @@ class InnerTask:
         opt_state = self.optimizer.init(params)
         opt_state = optim.set_learning_rates(opt_state, jnp.asarray(learning_rates, jnp.float32))
         hyper = dict(opt_state.hyperparams, weight_decay=jnp.asarray(weight_decay, jnp.float32))
-        return InnerState(params, model_state, opt_state._replace(hyperparams=hyper))
+        return InnerState(params=params, model_state=model_state, opt_state=opt_state._replace(hyperparams=hyper))
 
     def apply(self, params: Params, model_state, x: jax.Array, train: bool):
         """Logits and the new model state (unchanged in evaluation mode)."""
@@ -171,7 +171,8 @@ class InnerTask:
         (loss, (model_state, acc)), grads = grad_fn(state.params, state.model_state, x, y)
         updates, opt_state = (optimizer or self.optimizer).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return InnerState(params, model_state, opt_state), loss, acc, grad_norms(grads, self.table)
+        new = InnerState(params=params, model_state=model_state, opt_state=opt_state)
+        return new, loss, acc, grad_norms(grads, self.table)
 
     def layer_stats(self, state: InnerState, grad_norm: jax.Array) -> LayerStats:
         """Per-layer statistics of `state` (see `layer_stats`)."""
@@ -199,7 +200,7 @@ class InnerTask:
 
         (state, grad_norm), (losses, accs) = jax.lax.scan(
             body, (state, jnp.zeros((self.num_layers,))), indices)
-        return state, TrainMetrics(losses.mean(), accs.mean()), self.layer_stats(state, grad_norm)
+        return state, TrainMetrics(loss=losses.mean(), accuracy=accs.mean()), self.layer_stats(state, grad_norm)
 
     def scored_params(self, state: InnerState) -> Params:
         """The parameters the network is scored at: the base's (schedule-free's averaged point),
@@ -242,14 +243,14 @@ class InnerTask:
             return totals + jnp.stack([jnp.sum(losses * wb), jnp.sum(correct * wb)]), None
 
         totals, _ = jax.lax.scan(body, jnp.zeros(2), (xs, ys, weights))
-        return TrainMetrics(totals[0] / n, totals[1] / n)
+        return TrainMetrics(loss=totals[0] / n, accuracy=totals[1] / n)
 
     # --- minibatch order -------------------------------------------------------------------
     # No permutation of the train split is ever materialised: a sort of 50k keys costs 27 ms on
     # the development CPU, and under `vmap` a `lax.cond` that would skip it runs it anyway.
     def init_stream(self, key: jax.Array, n_train: int) -> BatchStream:
         """A stream at the start of its first epoch."""
-        return BatchStream(key, jnp.int32(0), jnp.int32(0), n_train)
+        return BatchStream(key=key, epoch=jnp.int32(0), pos=jnp.int32(0), n_train=n_train)
 
     def next_indices(self, stream: BatchStream, n: int) -> tuple[jax.Array, BatchStream]:
         """The next `n` minibatches' indices, (n, batch), epoch-wise without replacement.

@@ -23,11 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ganno_jax.agent import normalizer, ppo
 from ganno_jax.agent.networks import GRU_SIZE, Actor, Critic, critic_features, critic_input_dim
-from ganno_jax.parallel import replicate
+from ganno_jax.parallel import device_mesh, replicate
 from ganno_jax.trainer.config import TrainConfig
 
 AXIS = "device"
@@ -143,9 +143,9 @@ def init_agent(key: jax.Array, config: TrainConfig, obs_dim: int, num_actions: i
     actor_params = Actor(num_actions).init(actor_key, jnp.zeros((1, GRU_SIZE)), jnp.zeros((1, 1, obs_dim)),
                                            jnp.zeros((1, 1), bool))
     critic_params = Critic().init(critic_key, jnp.zeros((1, 1, critic_input_dim(obs_dim, config.critic))))
-    return AgentState(actor_params, critic_params,
-                      agent_optimizer(config).init((actor_params, critic_params)),
-                      normalizer.init_stats((obs_dim,)), normalizer.init_stats(()))
+    return AgentState(actor_params=actor_params, critic_params=critic_params,
+                      opt_state=agent_optimizer(config).init((actor_params, critic_params)),
+                      obs_stats=normalizer.init_stats((obs_dim,)), value_stats=normalizer.init_stats(()))
 
 
 def make_rollout(env, config: TrainConfig, num_agents: int, progress=None):
@@ -177,17 +177,20 @@ def make_rollout(env, config: TrainConfig, num_agents: int, progress=None):
             next_obs, env_state, reward, done, info = vmapped_step(
                 env, jax.random.split(env_key, n_env), carry.env_state,
                 action.reshape(n_env, num_agents), params)
-            tr = Transition(obs_n, c_obs, action, log_prob, value, per_agent(reward), per_agent(done),
-                            per_agent(carry.reset), flat(carry.hidden))
+            tr = Transition(obs=obs_n, critic_obs=c_obs, action=action, log_prob=log_prob, value=value,
+                            reward=per_agent(reward), done=per_agent(done), reset=per_agent(carry.reset),
+                            hidden=flat(carry.hidden))
             if progress is not None:
                 jax.debug.callback(progress, jnp.sum(done))
-            new = EnvCarry(env_state, next_obs, done, new_hidden.reshape(carry.hidden.shape))
+            new = EnvCarry(env_state=env_state, obs=next_obs, reset=done,
+                           hidden=new_hidden.reshape(carry.hidden.shape))
             return new, (tr, carry.obs, reward, done, info)
 
         carry, (traj, raw_obs, rewards, dones, infos) = jax.lax.scan(
             _env_step, carry, jax.random.split(key, config.rollout_len))
         last = critic_input(normalizer.normalize(agent.obs_stats, flat(carry.obs)))
-        return carry, Rollout(traj, raw_obs, rewards, dones, infos, last)
+        return carry, Rollout(traj=traj, raw_obs=raw_obs, reward=rewards, done=dones, info=infos,
+                              last_critic_obs=last)
 
     return rollout
 
@@ -227,7 +230,7 @@ def make_trainer(config: TrainConfig, env, env_params, progress=None) -> Trainer
         raise UserInputError(
             f"num_envs={config.num_envs} env copies do not divide over {num_devices} devices "
             f"({jax.process_count()} process(es)); use a number of processes/devices that divides it")
-    mesh = Mesh(np.array(devices), (AXIS,))
+    mesh = device_mesh(AXIS)
     num_agents = env.num_agents(env_params)
     local_seqs = config.rollout_len // config.seq_len * config.num_envs // num_devices * num_agents
     if local_seqs % config.num_minibatches:
@@ -243,9 +246,9 @@ def make_trainer(config: TrainConfig, env, env_params, progress=None) -> Trainer
         agent = init_agent(agent_key, config, obs_dim, env.num_actions)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
             jax.random.split(env_key, config.num_envs), params)
-        return RunnerState(agent, env_state, obs, jnp.ones((config.num_envs,), bool),
-                           jnp.zeros((config.num_envs, num_agents, GRU_SIZE)), key,
-                           jnp.zeros((), jnp.int32))
+        return RunnerState(agent=agent, env_state=env_state, obs=obs, reset=jnp.ones((config.num_envs,), bool),
+                           hidden=jnp.zeros((config.num_envs, num_agents, GRU_SIZE)), key=key,
+                           update=jnp.zeros((), jnp.int32))
 
     def _loss(net_params, seqs: Transition, adv, tgt, h0):
         actor_params, critic_params = net_params
@@ -260,7 +263,7 @@ def make_trainer(config: TrainConfig, env, env_params, progress=None) -> Trainer
         key, rollout_key, epoch_key = jax.random.split(runner.key, 3)
         local_key = jax.random.fold_in(rollout_key, jax.lax.axis_index(AXIS))
         agent = runner.agent
-        carry = EnvCarry(runner.env_state, runner.obs, runner.reset, runner.hidden)
+        carry = EnvCarry(env_state=runner.env_state, obs=runner.obs, reset=runner.reset, hidden=runner.hidden)
         carry, ro = rollout(agent, carry, params, local_key)
         traj = ro.traj
 
@@ -296,11 +299,12 @@ def make_trainer(config: TrainConfig, env, env_params, progress=None) -> Trainer
         (net_params, opt_state), (losses, aux) = jax.lax.scan(
             _update_epoch, ((agent.actor_params, agent.critic_params), agent.opt_state),
             jax.random.split(epoch_key, config.num_epochs))
-        agent = AgentState(net_params[0], net_params[1], opt_state, obs_stats, value_stats)
+        agent = AgentState(actor_params=net_params[0], critic_params=net_params[1], opt_state=opt_state,
+                           obs_stats=obs_stats, value_stats=value_stats)
 
         metrics, traces = _metrics(ro, losses, aux, num_devices)
-        runner = RunnerState(agent, carry.env_state, carry.obs, carry.reset, carry.hidden, key,
-                             runner.update + 1)
+        runner = RunnerState(agent=agent, env_state=carry.env_state, obs=carry.obs, reset=carry.reset,
+                             hidden=carry.hidden, key=key, update=runner.update + 1)
         return runner, (metrics, traces)
 
     def _run_local(runner, params, n):

@@ -79,6 +79,10 @@ class TrainConfig:
     critic: str = "independent"  # "independent" (IPPO: own obs) or "central" (+ mean/max over agents)
     # Pre-training (paper §6): "bc" clones demonstrations of handcrafted schedules before PPO.
     pretrain: str = "none"  # "none" or "bc"
+    # Start the actor (and its observation normaliser) from a trained policy instead of from
+    # scratch: "none", "pretrained" (the shipped default), "pretrained:NAME", or a path that
+    # `ganno_jax.load_policy` reads. Its observation layout and action set must be this run's.
+    init_from: str = "none"
     bc_schedules: str = "cosine,onecycle,warmup_cosine,sgdr"  # inner/schedules.py names
     bc_episodes: int = 8  # demonstration episodes per schedule (initial conditions as in training)
     bc_epochs: int = 100  # passes of the cloning over the demonstrations
@@ -154,6 +158,10 @@ class TrainConfig:
             raise UserInputError(f"unknown critic {self.critic!r}; known: {', '.join(CRITICS)}")
         if self.pretrain not in ("none", "bc"):
             raise UserInputError(f"pretrain must be none or bc, got {self.pretrain!r}")
+        if self.pretrain == "bc" and self.init_from != "none":
+            raise UserInputError("pretrain=bc and init_from both set the starting policy; choose one")
+        if not self.init_from:
+            raise UserInputError("init_from must be none, pretrained, pretrained:NAME or a policy path")
         bad = [s for s in self.bc_schedules.split(",") if s not in UNIT_SCHEDULES]
         if bad or not self.bc_schedules:
             raise UserInputError(f"bc_schedules: unknown {bad or 'empty'}; known: {', '.join(UNIT_SCHEDULES)}")
