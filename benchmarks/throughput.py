@@ -28,22 +28,23 @@ import jax.numpy as jnp
 
 from benchmarks.common import device_info, emit_json, time_fn
 from benchmarks.inner_step import plain_loop
+from benchmarks.roofline import roofline
 from benchmarks.user_loop import measure_user_loop
 
 PRESETS = {
     # Seconds: the test checks the JSON fields with it (mlp: the cheapest model to compile).
     "smoke": dict(models=("mlp",), tau=2, env_steps=2, n_train=1024, n_val=64, repeats=1,
                   scaling_envs=(1, 2), devices=(), torch=False, deploy_taus=(4,),
-                  user_loop_steps=50),
+                  user_loop_steps=50, roofline_matmul=256, roofline_conv=(8, 16, 16)),
     # The development CPU (2 cores): tau 20 keeps one repeat of cnn5 under a minute; deployment is
     # also measured at the paper's tau 100. Medians of 5 repeats (repeat-to-repeat noise is ±10 %).
     "cpu": dict(models=("cnn2", "cnn5"), tau=20, env_steps=4, n_train=50_000, n_val=512, repeats=5,
                 scaling_envs=(1, 2, 4, 8), devices=(1, 2), torch=True, deploy_taus=(100,),
-                user_loop_steps=1000),
+                user_loop_steps=1000, roofline_matmul=2048, roofline_conv=(128, 28, 64)),
     # An accelerator at the paper's tau.
     "gpu": dict(models=("cnn2", "cnn5"), tau=100, env_steps=8, n_train=50_000, n_val=2048, repeats=3,
                 scaling_envs=(1, 2, 4, 8, 16, 32, 64), devices=(), torch=True, deploy_taus=(),
-                user_loop_steps=1000),
+                user_loop_steps=1000, roofline_matmul=8192, roofline_conv=(256, 56, 128)),
 }
 INPUT_SHAPE = (28, 28, 1)  # Fashion-MNIST / MNIST
 BATCH = 128
@@ -293,9 +294,14 @@ def main(argv=None):
         env, params = synthetic_env(p["models"][0], p, noop=True)
         print(json.dumps(measure_train(env, params, p, args._train_probe)))
         return
+    peak = roofline(p)  # this machine's own limit, measured in the same run
+    models = [measure_model(m, p) for m in p["models"]]
+    for m in models:
+        m["fraction_of_peak"] = m["achieved_flops_per_s"]["plain"] / peak["matmul_flops_per_s"]
     result = {
         "device": device_info(), "preset": args.preset, "units": __doc__.split("Counts")[1].strip(),
-        "models": [measure_model(m, p) for m in p["models"]],
+        "roofline": peak,
+        "models": models,
         "scaling_envs": measure_scaling(p),
         "scaling_devices": measure_devices(p, args.preset),
         # ganno_jax.scheduler against optax.adamw in a user's own jitted scan (benchmarks/user_loop.py).

@@ -9,6 +9,8 @@ timed-apart compile; inner steps of batch 128 on synthetic Fashion-MNIST-shaped 
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -71,10 +73,28 @@ def measure_user_loop(name: str, steps: int, repeats: int) -> dict:
     adamw = optax.with_extra_args_support(optax.adamw(1e-3, weight_decay=0.1))
     sched = ganno_jax.scheduler(ganno_jax.pretrained(), model, x[0, :1], init_lr=1e-3, weight_decay=0.1,
                                 total_steps=steps)
+    # The parts of the scheduler's cost: the layerwise AdamW alone (no policy, no statistics), and
+    # the scheduler whose policy decides once per run (tau = steps) instead of every 25 steps.
+    from ganno_jax.inner import optim
+    from ganno_jax.inner.layer_table import model_layer_table
+
+    table = model_layer_table(model, x[0, :1])
+    layerwise = optax.with_extra_args_support(
+        optim.layerwise_adamw(jnp.full((table.num_layers,), 1e-3), 0.1, table.leaf_layer))
+    policy = ganno_jax.pretrained()
+    once = policy.replace(config=dataclasses.replace(policy.config, tau=steps))
+    one_decision = ganno_jax.scheduler(once, model, x[0, :1], init_lr=1e-3, weight_decay=0.1, total_steps=steps)
     out = {"model": f"user_{name}", "steps": steps, "batch": BATCH}
-    for label, tx in (("adamw", adamw), ("scheduler", sched)):
+    for label, tx in (("adamw", adamw), ("scheduler", sched), ("layerwise_adamw", layerwise),
+                      ("scheduler_one_decision", one_decision)):
         t = time_fn(user_loop(model, tx, x, y), params, repeats=repeats)
         out[f"{label}_ms_per_step"] = 1e3 * t["median_s"] / steps
         out[f"{label}_compile_s"] = t["compile_s"]
     out["ratio_user_loop"] = out["adamw_ms_per_step"] / out["scheduler_ms_per_step"]
+    out["parts_ms_per_step"] = {
+        "fused_optax_adamw": out["adamw_ms_per_step"],
+        "layerwise_adamw_over_fused": out["layerwise_adamw_ms_per_step"] - out["adamw_ms_per_step"],
+        "statistics_and_bookkeeping": out["scheduler_one_decision_ms_per_step"] - out["layerwise_adamw_ms_per_step"],
+        "decisions_every_tau": out["scheduler_ms_per_step"] - out["scheduler_one_decision_ms_per_step"],
+    }
     return out

@@ -6,8 +6,9 @@ Trains `MyNet` (defined here, unknown to ganno_jax) on MNIST three times from th
 initialisation and minibatch order: with `ganno_jax.scheduler(ganno_jax.pretrained(), ...)`, with
 a constant learning rate, and with `optax.cosine_decay_schedule`, all AdamW with the same weight
 decay. Prints the final test accuracy of each and saves the GANNO run's per-layer learning rates
-as a PNG. The only ganno_jax calls are `pretrained`, `scheduler`, `scheduler_learning_rates` and
-the dataset loader (any arrays would do).
+as a PNG. The only ganno_jax calls are `pretrained`, `scheduler`, `scheduler_eval_params` (the
+parameters to score: schedule-free's averaged point when the policy runs on that base),
+`scheduler_learning_rates` and the dataset loader (any arrays would do).
 """
 
 from __future__ import annotations
@@ -52,15 +53,17 @@ def run(tx, params, data, order, val_every, is_ganno):
         updates, state = tx.update(grads, state, params, **extra)
         return optax.apply_updates(params, updates), state
 
+    scored = (lambda state, params: ganno_jax.scheduler_eval_params(state, params)) if is_ganno else (
+        lambda state, params: params)
     state, lrs = tx.init(params), []
     val = loss_and_accuracy(params, x_val, y_val)
     for i, idx in enumerate(order):
         if i % val_every == 0:  # the scheduler uses the latest validation metrics at each decision
-            val = jax.jit(loss_and_accuracy)(params, x_val, y_val)
+            val = jax.jit(loss_and_accuracy)(scored(state, params), x_val, y_val)
         params, state = step(params, state, idx, *val)
         if is_ganno:
             lrs.append(np.asarray(ganno_jax.scheduler_learning_rates(state)))
-    return float(loss_and_accuracy(params, x_te, y_te)[1]), (np.stack(lrs) if lrs else None)
+    return float(loss_and_accuracy(scored(state, params), x_te, y_te)[1]), (np.stack(lrs) if lrs else None)
 
 
 def main(argv=None):

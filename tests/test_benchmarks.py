@@ -24,6 +24,9 @@ def test_smoke_benchmark_json_fields(tmp_path):
                 "train_env_steps_per_s", "flops_per_inner_step"):
         assert mlp[key] > 0, key
     assert mlp["ratio_deploy"] == mlp["deploy_inner_steps_per_s"] / mlp["plain_inner_steps_per_s"]
+    peak = result["roofline"]
+    assert peak["matmul_flops_per_s"] > 0 and peak["conv_flops_per_s"] > 0
+    assert mlp["fraction_of_peak"] == mlp["achieved_flops_per_s"]["plain"] / peak["matmul_flops_per_s"]
     assert mlp["ratio_train"] == mlp["train_inner_steps_per_s"] / mlp["plain_inner_steps_per_s"]
     assert set(mlp["compile_s"]) == {"plain", "deploy", "train"}
     assert mlp["achieved_flops_per_s"]["plain"] == mlp["flops_per_inner_step"] * mlp["plain_inner_steps_per_s"]

@@ -11,6 +11,7 @@ import ganno_jax
 from ganno_jax.deploy.policy import from_agent
 from ganno_jax.evaluation.controllers import policy_controller
 from ganno_jax.evaluation.rollout import make_rollout
+from ganno_jax.inner import bases
 from ganno_jax.inner.models import CNN2, MLP
 from ganno_jax.inner.task import TaskData
 from ganno_jax.trainer.anakin import init_agent
@@ -26,13 +27,13 @@ def _data(n=640):
     return TaskData(x, y, x[:200], y[:200], x[:100], y[:100])
 
 
-def _policy_and_env(reward="telescoping_accuracy"):
+def _policy_and_env(reward="telescoping_accuracy", base="constant"):
     """A (random) policy with the default preset's settings, and an env that measures as it trains."""
     cfg = make_config("smoke", "mlp_fmnist", {"tau": str(TAU), "episode_length": str(T), "reward": reward,
-                                              "lr_min": "1e-5"})
+                                              "lr_min": "1e-5", "base": base})
     model = MLP(width=0.25)
     env, params = ganno_jax.make_env(model, _data(), tau=TAU, episode_length=T, n_val=64, batch_size=32,
-                                     noop_branch=False, reward=reward, lr_min=cfg.lr_min,
+                                     noop_branch=False, reward=reward, lr_min=cfg.lr_min, base=base,
                                      init_lr_low=2e-3, init_lr_high=2e-3, wd_low=1e-4, wd_high=1e-4)
     agent = init_agent(jax.random.PRNGKey(4), cfg, env.obs_dim, env.num_actions)
     # A random actor's logits are nearly flat: sharpen them so the trajectory is not a coin toss.
@@ -78,6 +79,51 @@ def test_plain_loop_with_the_transform_reproduces_the_env_rollout(greedy):
                 lrs.append(np.asarray(ganno_jax.scheduler_learning_rates(opt_state)))
     np.testing.assert_allclose(np.stack(lrs), rollout.lrs, rtol=1e-6)
     assert len({tuple(r) for r in np.round(np.stack(lrs), 8)}) > 2  # the policy really moved the LRs
+
+
+@pytest.mark.parametrize("base", ["schedule_free", "linear"])
+def test_plain_loop_on_a_base_reproduces_the_env_rollout(base):
+    """As above on a base: the rates the transform applies (peaks × the base's unit rate) and the
+    network it scores (`scheduler_eval_params`: schedule-free's averaged point) are the env's."""
+    policy, model, env, params = _policy_and_env(base=base)
+    seed = 3
+    rollout = jax.jit(make_rollout(env, policy_controller(policy)))(jax.random.PRNGKey(seed), params)
+    _, state = env.reset(jax.random.split(jax.random.PRNGKey(seed))[0], params)
+    p, stream = state.inner.params, state.stream
+    x_val, y_val = env.val_subset(state.val_key, params)
+    x_te, y_te = params.data.x_test, params.data.y_test
+    tx = ganno_jax.scheduler(policy, model, params.data.x_train[:1], init_lr=2e-3, weight_decay=1e-4,
+                             total_steps=TAU * T, seed=seed)
+    assert policy.config.base == base  # the transform's default base is the policy's
+    opt_state = tx.init(p)
+
+    def metrics(p, x, y):
+        logits = model.apply({"params": p}, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), jnp.mean(logits.argmax(-1) == y)
+
+    @jax.jit
+    def step(p, opt_state, x, y, val_loss, val_acc):
+        (loss, acc), grads = jax.value_and_grad(lambda p: metrics(p, x, y), has_aux=True)(p)
+        updates, opt_state = tx.update(grads, opt_state, p, loss=loss, accuracy=acc, val_loss=val_loss,
+                                       val_accuracy=val_acc)
+        return optax.apply_updates(p, updates), opt_state
+
+    rates = []
+    for t in range(T):
+        val = metrics(ganno_jax.scheduler_eval_params(opt_state, p), x_val, y_val)
+        indices, stream = env.task.next_indices(stream, TAU)
+        for i, idx in enumerate(indices):
+            p, opt_state = step(p, opt_state, params.data.x_train[idx], params.data.y_train[idx],
+                                *(val if i == 0 else (None, None)))
+            if i == 0:  # the peaks the decision set, times the base's unit rate at the block's start
+                unit = bases.unit_rate(base, TAU * T, jnp.int32(t * TAU))
+                rates.append(np.asarray(ganno_jax.scheduler_learning_rates(opt_state) * unit))
+    np.testing.assert_allclose(np.stack(rates), rollout.lrs, rtol=1e-5)
+    final = metrics(ganno_jax.scheduler_eval_params(opt_state, p), x_te, y_te)[1]
+    np.testing.assert_allclose(float(final), float(rollout.test_accuracy), atol=0.02)
+    if base == "schedule_free":  # scored at the average, which is not the iterate it trains
+        assert not np.allclose(jax.tree.leaves(ganno_jax.scheduler_eval_params(opt_state, p))[0],
+                               jax.tree.leaves(p)[0])
 
 
 def test_transform_runs_inside_lax_scan_on_a_model_without_a_train_argument():

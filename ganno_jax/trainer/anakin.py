@@ -143,6 +143,10 @@ def init_agent(key: jax.Array, config: TrainConfig, obs_dim: int, num_actions: i
     actor_params = Actor(num_actions).init(actor_key, jnp.zeros((1, GRU_SIZE)), jnp.zeros((1, 1, obs_dim)),
                                            jnp.zeros((1, 1), bool))
     critic_params = Critic().init(critic_key, jnp.zeros((1, 1, critic_input_dim(obs_dim, config.critic))))
+    if config.noop_bias:  # residual start: the untrained policy mostly keeps the base (action 0)
+        logits = actor_params["params"]["Dense_3"]
+        actor_params = {"params": {**actor_params["params"],
+                                   "Dense_3": {**logits, "bias": logits["bias"].at[0].add(config.noop_bias)}}}
     return AgentState(actor_params=actor_params, critic_params=critic_params,
                       opt_state=agent_optimizer(config).init((actor_params, critic_params)),
                       obs_stats=normalizer.init_stats((obs_dim,)), value_stats=normalizer.init_stats(()))

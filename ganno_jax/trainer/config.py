@@ -77,6 +77,9 @@ class TrainConfig:
     # mappings (tests/test_trainer.py; experiments/README.md "Learner drift").
     agent_opt: str = "amsgrad"
     critic: str = "independent"  # "independent" (IPPO: own obs) or "central" (+ mean/max over agents)
+    # Added to the untrained actor's no-op logit (action 0): > 0 starts the agents near their base
+    # (residual policy learning), 0 starts them uniform. 2.2 gives the no-op half the mass of 9 actions.
+    noop_bias: float = 0.0
     # Pre-training (paper §6): "bc" clones demonstrations of handcrafted schedules before PPO.
     pretrain: str = "none"  # "none" or "bc"
     # Start the actor (and its observation normaliser) from a trained policy instead of from
@@ -158,6 +161,8 @@ class TrainConfig:
             raise UserInputError(f"unknown critic {self.critic!r}; known: {', '.join(CRITICS)}")
         if self.pretrain not in ("none", "bc"):
             raise UserInputError(f"pretrain must be none or bc, got {self.pretrain!r}")
+        if self.noop_bias and self.action_set == "absolute":
+            raise UserInputError("noop_bias needs an action set with a no-op; 'absolute' has none")
         if self.pretrain == "bc" and self.init_from != "none":
             raise UserInputError("pretrain=bc and init_from both set the starting policy; choose one")
         if not self.init_from:
