@@ -4,7 +4,7 @@ Usage: python -m benchmarks.report benchmarks/results/throughput-cpu.json
 
 Prints markdown: per model the inner steps per second of the plain optax loop, the deployment
 (policy every tau steps, no no-op branch) and the trainer (both branches counted as work) with
-their ratios to plain and the goals of the speed issue, achieved FLOP/s, PyTorch eager and the
+their ratios to plain and the goals they are held to, achieved FLOP/s, PyTorch eager and the
 JSON's per-part profile of one env step; then the scaling over vmapped env copies and devices.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-# The speed issue's goals, next to each measured ratio.
+# The goals each measured ratio is held to, next to it.
 GOALS = {"ratio_deploy": "≥ 0.95", "ratio_deploy_tau100": "≥ 0.97", "ratio_train": "≥ 0.90",
          "ratio_plain_vs_torch": "≥ 2"}
 

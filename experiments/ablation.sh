@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue "foresight and credit assignment": IPPO (the default, from default_agent.sh) vs + behaviour
+# Foresight and credit assignment: IPPO (the default, from default_agent.sh) vs + behaviour
 # cloning on handcrafted schedules vs + central critic vs both, 3 training seeds each, the same PPO
 # budget (19,200 env steps; BC adds 1,280 demonstration env steps), benchmarked in-distribution.
 # Usage: [SEEDS="0 1 2"] experiments/ablation.sh OUT_DIR   (after default_agent.sh into the same

@@ -20,7 +20,7 @@ import os
 import sys
 
 SCALES = {
-    # 32× the CPU experience; the H200 figures of session 1 suggest well under 9 minutes.
+    # 32× the CPU experience; the earlier H200 figures (benchmarks/README.md) suggest well under 9 minutes.
     "gpu": {"num_envs": 256, "total_env_steps": 256 * 40 * 60, "num_minibatches": 16},
     # The same flags at smoke size: the recipe's plumbing, on any CPU, in about a minute.
     "smoke": {"num_envs": 4, "total_env_steps": 4 * 8 * 2, "num_minibatches": 2, "rollout_len": 8,

@@ -1,6 +1,7 @@
 """How much can corrections on top of a base gain? The ceiling of what an agent on that base can add.
 
     python experiments/headroom.py --bases constant,linear,wsd,schedule_free --out experiments/results/headroom
+    python experiments/headroom.py --table experiments/results/headroom [...]   # the markdown table
 
 An open-loop search, before any policy is trained: a correction is a table of log2-multipliers,
 one per (phase of the run, layer group), applied to every layer's peak rate of the base (a layer's
@@ -113,7 +114,27 @@ def search(fn, params, lr, wd, shape, args, rng, log):
             "runs": int(val.size + ft.size)}
 
 
+def table(folders: list[str]) -> str:
+    """Markdown of every result in `folders`' headroom.json."""
+    out = ["| base | init LR | search (phases × groups, bounds) | runs | base, fresh seeds | corrected | "
+           "gain [95% CI] | selection seeds' val gain |", "|---|---|---|---|---|---|---|---|"]
+    for folder in folders:
+        with open(os.path.join(folder, "headroom.json")) as f:
+            data = json.load(f)
+        a = data["args"]
+        for r in data["results"]:
+            g = r["test_gain"]
+            shape = f"{a['phases']} × {a['groups']}, log2 [{a['low']:g}, {a['high']:g}]"
+            out.append(f"| {r['base']} | {r['init_lr']:g} | {shape} | {r['runs']} | {r['base_test']:.2f} | "
+                       f"{r['corrected_test']:.2f} | {g['mean_diff']:+.2f} [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}] | "
+                       f"{r['selection_val_gain']:+.2f} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--table":
+        sys.stdout.write(table(sys.argv[2:]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="mlp_fmnist")
     ap.add_argument("--bases", default="constant,linear,wsd,schedule_free")

@@ -1,4 +1,4 @@
-"""Learner drift (issue 24): does a solved memory task stay solved, Adam against AMSGrad?
+"""Learner drift: does a solved memory task stay solved, Adam against AMSGrad?
 
 Trains the recall task of `tests/toy_env.RecallEnv` (3 agents, 4 cues, 5-step episodes; 16 envs,
 rollout 16, lr 2e-3, γ 0.9) for 400 updates per training seed and learner optimiser, and prints,

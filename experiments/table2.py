@@ -8,7 +8,7 @@ Writes `train/<agent>/` (run folders), `eval/<agent>/` (one evaluation per agent
 takes one checkpoint) and the merged `results.csv` / `results.md` with one row per agent.
 Grid: initial LRs {0, 1e-4, …, 1e-2} as in the paper (`paper`), {0, 1e-3, 1e-2} with 2 seeds
 on cnn5 Fashion-MNIST (`cpu`; every agent trained for 512 env steps = 8 PPO updates of the `cpu`
-preset, equal budgets that fit a session on 2 cores: expect barely trained agents), one LR and one
+preset, equal budgets that fit a few hours on 2 cores: expect barely trained agents), one LR and one
 seed (`smoke`).
 """
 

@@ -24,7 +24,7 @@ from ganno_jax.errors import UserInputError, cli_main, create_out_dir, one_line,
 
 # The benchmark's baselines: the random agent, the constant LR, the handcrafted schedules whose
 # spread at the best initial LR shows that the protocol separates schedules (summary.json), and
-# what users pick instead of tuning (issue 22): WSD, reduce-on-plateau, schedule-free AdamW and the
+# what users pick instead of tuning: WSD, reduce-on-plateau, schedule-free AdamW and the
 # LR-free optimisers.
 BENCHMARK_BASELINES = ("random", "constant", "linear", "cosine", "sgdr", "onecycle", "warmup_cosine",
                        "wsd", "plateau", "schedule_free", "prodigy", "dadapt_adamw", "dog", "cocob", "mechanic")

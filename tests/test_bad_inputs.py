@@ -100,7 +100,7 @@ ROWS = [
     (E, ["--ckpt", "{ws}/file", "--out", "{ws}/e"], 2, "not a readable policy file"),
     (E, ["--env", "mlp_fmnist", "--benchmark", "--out", "{ws}/e"], 2, "--benchmark needs --ckpt"),
     (E, ["--ckpt", "{ws}/run", "--methods", "xu2019", "--out", "{ws}/e"], 2, "holds a 'ganno' agent"),
-    # Issue 24's probes of the new surfaces.
+    # The policy files, the scheduler and the distributed runtime.
     (E, ["--env", "mlp_fmnist", "--methods", "random,constant", "--greedy", "--out", "{ws}/e"], 2,
      "--greedy applies to an agent"),
     (T, SMOKE + ["--distributed", "--coordinator", "127.0.0.1:notaport", "--num-processes", "2",

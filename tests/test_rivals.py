@@ -1,4 +1,4 @@
-"""What users pick instead of a learned schedule (issue 22): reduce-on-plateau, schedule-free AdamW
+"""What users pick instead of a learned schedule: reduce-on-plateau, schedule-free AdamW
 and the LR-free optimisers as evaluation methods, and the benchmark's untuned/tuned answers."""
 
 import csv

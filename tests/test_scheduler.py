@@ -208,7 +208,7 @@ def _scan_with_batch_stats(model, data, tx, steps, batch=32):
 
 
 def test_transform_drives_a_batchnorm_cnn_whose_loop_keeps_the_batch_statistics():
-    """Issue 24: `tx.init` used to trace the model without `batch_stats` and raised flax's
+    """`tx.init` used to trace the model without `batch_stats` and raised flax's
     ScopeCollectionNotFound. Now a BatchNorm + dropout CNN trains inside lax.scan, its batch
     statistics updated by the user's loop, and the policy moves the two layers' rates."""
     policy, _, _, _ = _policy_and_env()

@@ -58,7 +58,7 @@ def _greedy_recall(agent, env, key, episodes=512):
     return total / env.episode_length
 
 
-# Issue 24's memory task: 3 agents, 4 cues, episodes of 5 steps, 16 envs, rollout 16, lr 2e-3, γ 0.9.
+# The memory task: 3 agents, 4 cues, episodes of 5 steps, 16 envs, rollout 16, lr 2e-3, γ 0.9.
 RECALL = TrainConfig(num_envs=16, total_env_steps=16 * 16 * 400, rollout_len=16, seq_len=8,
                      num_minibatches=4, lr=2e-3, gamma=0.9)
 
@@ -174,3 +174,17 @@ def test_two_forced_host_devices_hold_bit_identical_agents():
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ok" in out.stdout
+
+
+def test_noop_bias_starts_the_policy_near_its_base():
+    """noop_bias moves only the no-op's logit of the untrained actor: 2.2 gives it about half the
+    mass of 9 actions (exp(2.2) / (exp(2.2) + 8) = 0.53), the rest stays uniform."""
+    obs = jnp.zeros((1, 1, 31))
+    probs = {}
+    for bias in (0.0, 2.2):
+        agent = init_agent(jax.random.PRNGKey(0), TrainConfig(noop_bias=bias), 31, 9)
+        _, dist = Actor(9).apply(agent.actor_params, jnp.zeros((1, GRU_SIZE)), obs, jnp.ones((1, 1), bool))
+        probs[bias] = np.asarray(dist.probs)[0, 0]
+    np.testing.assert_allclose(probs[0.0], 1 / 9, atol=1e-6)  # orthogonal(0.01) logits on a zero input
+    np.testing.assert_allclose(probs[2.2][0], np.exp(2.2) / (np.exp(2.2) + 8), rtol=1e-5)
+    np.testing.assert_allclose(probs[2.2][1:], probs[2.2][1], rtol=1e-6)

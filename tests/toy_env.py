@@ -101,7 +101,7 @@ class CueEnv:
 
 
 class RecallEnv(CueEnv):
-    """The memory task of issue 24: the cue is shown at t = 0 only and every later step rewards
+    """A memory task: the cue is shown at t = 0 only and every later step rewards
     (team mean) recalling it, so a solved policy earns 1.0 per step and its advantages carry only
     the critic's error (a feed-forward critic cannot tell the middle steps apart)."""
 

@@ -14,7 +14,7 @@ Optimisers: AdamW (b1 0.9, b2 0.999, eps 1e-8, decoupled weight decay, as the en
 schedules; LAMB (optax defaults, eps 1e-6) with the cosine schedule; Lion (optax defaults,
 b1 0.9, b2 0.99) at constant α. Weight decay is the grid's for all of them.
 
-What users pick instead of tuning a schedule (issue 22), from `optax.contrib`:
+What users pick instead of tuning a schedule, from `optax.contrib`:
   plateau: AdamW at α with `reduce_on_plateau` (optax defaults: ×0.1 after 10 validations
     without a 1e-4 relative improvement) fed the validation loss the env measures every tau steps;
   schedule_free: `schedule_free_adamw` at α and the grid's weight decay, warm-up over 5 % of N
