@@ -72,6 +72,11 @@ def table(folders: list[str]) -> str:
             ps = [s[q][m] for s in summaries]
             beaten = all(p["ci95"][0] > 0 for p in ps)
             out.append(f"| {q}: vs {m} | " + " | ".join(cell(p) for p in ps) + f" | {'yes' if beaten else 'no'} |")
+    if all("untuned_vs_best_tuned" in s for s in summaries):  # can a user skip tuning altogether?
+        ps = [s["untuned_vs_best_tuned"] for s in summaries]
+        beaten = all(p["ci95"][0] > 0 for p in ps)
+        out.append(f"| agent untuned vs the best rival tuned ({ps[0]['rival']}) | " + " | ".join(cell(p) for p in ps)
+                   + f" | {'yes' if beaten else 'no'} |")
     return "\n".join(out) + "\n"
 
 

@@ -101,6 +101,9 @@ def test_user_questions_by_hand():
     assert out["per_method"]["base"]["tuned_init_lr"] == 1e-3
     assert out["per_method"]["agent"]["tuned_init_lr"] == 1e-2
     assert out["per_method"]["base"]["by_init_lr"]["0.01"] == pytest.approx(85.0)
+    # Skip tuning? agent untuned (85, 85) − the best tuned rival, base at 1e-3 (85, 85): 0 on each seed.
+    assert out["untuned_vs_best_tuned"]["rival"] == "base"
+    assert out["untuned_vs_best_tuned"]["mean_diff"] == pytest.approx(0.0)
 
 
 @pytest.mark.slow  # ~40 s: trains a smoke agent and evaluates three methods (keeps make test < 10 min)
@@ -128,3 +131,63 @@ def test_benchmark_runs_an_lr_free_method_once_per_seed_and_answers_both_questio
     md = open(os.path.join(out, "results.md")).read()
     assert "A user's two questions" in md and "(LR-free)" in md
     assert summary["methods"]["prodigy"]["lr_free"] and "lr_free" not in summary["methods"]["wsd"]
+
+
+COMMITTED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "rivals")
+
+
+@pytest.mark.parametrize("env_id", sorted(os.listdir(COMMITTED)))
+def test_committed_rivals_rows_are_intact_complete_and_above_chance(env_id):
+    """The committed rows match their digests, hold every rival of the benchmark over the whole
+    grid, and no rival scores near chance (one that did would be a harness bug: DoG once did)."""
+    from ganno_jax.evaluate import BENCHMARK_BASELINES
+    from ganno_jax.evaluation import report, reuse
+
+    folder = os.path.join(COMMITTED, env_id)
+    command = json.load(open(os.path.join(folder, "command.json")))
+    for name in reuse.REUSED_FILES:
+        assert reuse.sha256(os.path.join(folder, name)) == command["sha256"][name], name
+    p = command["protocol"]
+    grid = len(p["init_lrs"]) * len(p["wds"]) * p["seeds"]
+    assert p["seeds"] == 5 and p["init_lrs"] == [1e-4, 3e-4, 1e-3, 3e-3, 1e-2] and p["wds"] == [0.1]
+    reused = reuse.reuse_rows(folder, p, list(BENCHMARK_BASELINES), grid)
+    assert set(reused) == set(BENCHMARK_BASELINES)  # every rival, at its current version
+    rows = report.read_csv(os.path.join(folder, "results.csv"))
+    for m in BENCHMARK_BASELINES:
+        mean = np.mean([r["test_accuracy"] for r in rows if r["method"] == m])
+        assert mean > 0.80, (m, mean)
+
+
+def test_benchmark_reuses_committed_rows_of_the_same_protocol_and_computes_them_otherwise(
+        tiny_data, tmp_path, monkeypatch, capsys):
+    """`--benchmark` runs only the agent when rows for its env and protocol are committed; with
+    another protocol it says so in one line and computes every rival; a changed rival is rerun."""
+    from ganno_jax import evaluate, train
+    from ganno_jax.evaluation import baselines, reuse, rollout
+
+    monkeypatch.setenv("GANNO_NO_PROGRESS", "1")
+    run = str(tmp_path / "run")
+    assert train.main(["--env", "mlp_fmnist", "--preset", "smoke", "--set", "n_val=32", "--out", run]) == 0
+    grid = ["--preset", "smoke", "--seeds", "1", "--init-lrs", "1e-3,3e-3"]
+    committed = tmp_path / "rivals"
+    monkeypatch.setattr(reuse, "COMMITTED_ROWS", str(committed))
+    monkeypatch.setattr(evaluate, "BENCHMARK_BASELINES", ("constant", "cosine"))
+    assert evaluate.main(["--ckpt", run, "--benchmark", "--methods", "constant,cosine", *grid,
+                          "--out", str(committed / "mlp_fmnist")]) == 0
+    computed = []
+    real_run_grid = rollout.run_grid
+    monkeypatch.setattr(rollout, "run_grid", lambda env, ctrl, *a: computed.append(ctrl.name) or real_run_grid(
+        env, ctrl, *a))
+    assert evaluate.main(["--ckpt", run, "--benchmark", *grid, "--out", str(tmp_path / "b1")]) == 0
+    assert computed == ["ganno"]
+    first = json.load(open(tmp_path / "b1" / "summary.json"))
+    assert set(first["untuned"]) == {"constant", "cosine"}
+    computed.clear()
+    capsys.readouterr()
+    assert evaluate.main(["--ckpt", run, "--benchmark", *grid, "--set", "tau=1", "--out", str(tmp_path / "b2")]) == 0
+    assert computed == ["ganno", "constant", "cosine"]
+    assert "not reusing the committed rivals' rows" in capsys.readouterr().err
+    computed.clear()
+    monkeypatch.setitem(baselines.RIVAL_VERSIONS, "cosine", 99)  # its definition changed since
+    assert evaluate.main(["--ckpt", run, "--benchmark", *grid, "--out", str(tmp_path / "b3")]) == 0
+    assert computed == ["ganno", "cosine"]

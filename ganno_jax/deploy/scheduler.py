@@ -206,7 +206,9 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
                               grad_norm=jnp.zeros((n,), jnp.float32), val_loss=chance_loss,
                               val_accuracy=chance_acc, nonfinite=jnp.zeros((), bool))
 
-    def decide(state: SchedulerState, params) -> SchedulerState:
+    def decide(state: SchedulerState, params):
+        """(GRU state, first flag, actions, new peaks): only what a decision changes, so that the
+        `lax.cond` around it returns a few small arrays, never a copy of the optimiser state."""
         t = state.count // tau
         lrs = optim.get_learning_rates(state.inner)  # the peaks the actions scale
         stats = layer_stats(params, state.inner, state.grad_norm, table)
@@ -220,9 +222,11 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
         key = jax.random.split(jax.random.split(run_key, num_decisions)[jnp.minimum(t, num_decisions - 1)])[0]
         (hidden, first), actions = act(policy, (state.hidden, state.first),
                                        observations.select(feats, names), key, greedy)
-        new_lrs = apply_action_set(lrs, actions, cfg.lr_max, cfg.action_set, cfg.lr_min)
-        return state._replace(inner=optim.set_learning_rates(state.inner, new_lrs), hidden=hidden,
-                              first=first, prev_action=actions)
+        return hidden, first, actions, apply_action_set(lrs, actions, cfg.lr_max, cfg.action_set, cfg.lr_min)
+
+    def keep(state: SchedulerState, params):
+        del params
+        return state.hidden, state.first, state.prev_action, optim.get_learning_rates(state.inner)
 
     def update_fn(grads, state: SchedulerState, params=None, *, loss, accuracy, val_loss=None,
                   val_accuracy=None, **extra_args):
@@ -235,10 +239,12 @@ def scheduler(policy: Policy, model: nn.Module, sample_input: jax.Array, *, init
             state = state._replace(val_loss=_scalar("val_loss", val_loss))
         if val_accuracy is not None:
             state = state._replace(val_accuracy=_scalar("val_accuracy", val_accuracy))
-        state = jax.lax.cond((state.count % tau == 0) & (state.count < num_decisions * tau), decide,
-                             lambda s, p: s, state, params)
         # Past the planned length the policy has nothing to observe (its progress feature ends at
         # 1): the rates stay where its last decision put them, and the caller is told once.
+        deciding = (state.count % tau == 0) & (state.count < num_decisions * tau)
+        hidden, first, actions, lrs = jax.lax.cond(deciding, decide, keep, state, params)
+        state = state._replace(inner=optim.set_learning_rates(state.inner, lrs), hidden=hidden, first=first,
+                               prev_action=actions)
         jax.lax.cond(state.count == total_steps, lambda: jax.debug.callback(_warn_past_end, total_steps),
                      lambda: None)
         updates, inner = inner_tx.update(grads, state.inner, params)

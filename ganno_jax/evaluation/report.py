@@ -234,6 +234,12 @@ def user_questions(rows: list[dict], agent: str | None, metric: str = "test_accu
                 if m != agent:
                     keys = sorted(set(per[m]) & set(per[agent]))
                     out[name][m] = paired(np.array([per[agent][k] - per[m][k] for k in keys]))
+        rivals = [m for m in tuned if m != agent]
+        if rivals:  # can a user skip tuning altogether? the agent untuned against the best rival tuned
+            best = max(rivals, key=lambda m: np.mean(list(tuned[m].values())))
+            keys = sorted(set(tuned[best]) & set(untuned[agent]))
+            out["untuned_vs_best_tuned"] = {"rival": best, **paired(np.array(
+                [untuned[agent][k] - tuned[best][k] for k in keys]))}
     return out
 
 
@@ -258,4 +264,8 @@ def questions_table(summary: dict, agent: str) -> str:
         lr = "LR-free" if info.get("lr_free") else f"{info['tuned_init_lr']:g}"
         out.append(f"| {m} | {info['untuned_mean']:.2f} | {cell(summary['untuned'][m])} | "
                    f"{info['tuned_mean']:.2f} ({lr}) | {cell(summary['tuned'][m])} |")
+    skip = summary.get("untuned_vs_best_tuned")
+    if skip:
+        out.append(f"\nSkip tuning altogether? {agent} untuned − {skip['rival']} tuned (the best tuned rival): "
+                   f"{cell(skip)}.")
     return "\n".join(out) + "\n"
