@@ -147,3 +147,28 @@ def test_xu2019_prediction_variance_features_by_hand():
     names = env.obs_names
     assert obs[0, names.index("log10_pred_change_var")] == -10.0  # the log floor
     assert obs[0, names.index("log10_pred_var")] == pytest.approx(np.log10(0.1 * var), rel=1e-4)
+
+
+def test_cpu_preset_fine_tunes_the_shipped_policy_off_the_mlp_and_paper_trains_from_scratch(tiny_data):
+    """`make train ENV=cnn2_fmnist` starts from the shipped policy, which must fit the network's
+    env (observation layout, action set); the MLP default and the `paper` preset start from nothing."""
+    from ganno_jax.train import _start_policy
+
+    assert make_config("cpu", "mlp_fmnist").init_from == "none"
+    paper = make_config("paper", "cnn2_fmnist")
+    assert paper.init_from == "none" and paper.base == "constant"
+    for env_id in ("cnn2_fmnist", "mlp5_fmnist", "cnn5_cifar10"):
+        config = make_config("cpu", env_id)
+        assert config.init_from == "pretrained" and config.base == "schedule_free"
+        # tau 2: the tiny train split holds too few minibatches for 25 (the layout is the same).
+        env, env_params = ganno_jax.make(config.env_id, **{**config.env_overrides(), "tau": 2})
+        policy = _start_policy(config, env, env_params)
+        assert policy.obs_names == tuple(env.obs_layout["names"]) and policy.num_actions == env.num_actions
+    assert make_config("cpu", "cnn2_fmnist").total_env_steps == 1_280  # 4 updates: 10.4 min here
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "paper"])
+@pytest.mark.parametrize("env_id", ["mlp_fmnist", "cnn2_fmnist", "cnn5_cifar10", "resnet18_cifar10"])
+def test_every_preset_builds_a_valid_config_for_every_network(preset, env_id):
+    config = make_config(preset, env_id)
+    assert config.num_updates * config.env_steps_per_update == config.total_env_steps

@@ -57,7 +57,9 @@ class TrainConfig:
     base: str = "constant"
     # IPPO (paper Appendix A where given, else our choices).
     num_envs: int = 4  # parallel env copies, sharded over local devices
-    total_env_steps: int = 50_000  # summed over env copies
+    # Summed over env copies: the paper's 50k, as whole updates of num_envs × rollout_len = 128
+    # (390 updates, what the trainer ran before it refused partial updates).
+    total_env_steps: int = 49_920
     rollout_len: int = 32  # env steps per env per update
     seq_len: int = 8  # recurrent chunk length
     num_epochs: int = 2
