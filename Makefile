@@ -35,9 +35,10 @@ train: $(STAMP)
 
 # Evaluate a run (or policy file) against baselines: `make evaluate CKPT=runs/RUN [ENV=...] OUT=DIR ARGS=...`.
 # ENV defaults to the checkpoint's training env when not given on the command line.
-# OUT defaults to a new folder inside the run.
+# OUT defaults to a new folder inside the run (for a policy file, runs/<file name>-<target>-<time>).
 EVAL_ENV = $(if $(filter command line environment,$(origin ENV)),--env $(ENV),)
-EVAL_OUT = $(if $(filter command line environment,$(origin OUT)),$(OUT),$(CKPT)/$@-$(shell date +%Y%m%d-%H%M%S))
+EVAL_HOME = $(if $(wildcard $(CKPT)/.),$(CKPT)/$@,runs/$(basename $(notdir $(CKPT)))-$@)
+EVAL_OUT = $(if $(filter command line environment,$(origin OUT)),$(OUT),$(EVAL_HOME)-$(shell date +%Y%m%d-%H%M%S))
 evaluate: $(STAMP)
 	$(PY) -m ganno_jax.evaluate --ckpt $(CKPT) $(EVAL_ENV) --out $(EVAL_OUT) $(ARGS)
 
