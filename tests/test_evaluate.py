@@ -29,6 +29,7 @@ def cnn2_run(tmp_path_factory):
         os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
+@pytest.mark.slow  # ~30 s of cnn5 compiles; the fast tier runs the shipped MLP policy on other nets (test_scheduler)
 def test_cnn2_checkpoint_runs_zero_shot_on_cnn5(cnn2_run, tmp_path):
     out = str(tmp_path / "eval")
     argv = ["--ckpt", cnn2_run, "--env", "cnn5_fmnist", "--methods", "ganno,constant",
