@@ -53,11 +53,15 @@ TEST_DATASETS := fashion_mnist mnist
 data: $(STAMP)
 	$(PY) -m ganno_jax.data $(TEST_DATASETS)
 
+# One pytest worker per core (TEST_WORKERS=0: in this process); a file's tests stay on one worker,
+# so a module's trained-run fixture is built once. Most of a test's time is XLA compiling, which
+# runs on one thread, so two workers use both cores.
+TEST_WORKERS ?= 2
 test: data
-	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q
+	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: data
-	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q -m slow
+	GANNO_REQUIRE_DATA=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m slow
 
 # Training and evaluation over 2 processes on 127.0.0.1 (JAX's distributed runtime, gloo on CPU).
 test-distributed: data
