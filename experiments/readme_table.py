@@ -22,7 +22,7 @@ def cell(p: dict) -> str:
 
 
 def main(argv: list[str]) -> str:
-    benches = [a.split("=", 1) for a in argv]
+    benches = [a.rsplit("=", 1) for a in argv]  # a label may hold "=" itself
     sums = [(label, json.load(open(os.path.join(d, "summary.json")))) for label, d in benches]
     agent = sums[0][1]["agent"]
     head = "| rival | " + " | ".join(f"{label} untuned | {label} tuned" for label, _ in sums) + " |"
