@@ -15,10 +15,9 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def cell(p: dict) -> str:
-    mark = " ✓" if p["ci95"][0] > 0 else (" ✗" if p["ci95"][1] < 0 else "")
-    return f"{p['mean_diff']:+.2f} [{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}]{mark}"
+from ganno_jax.evaluation.report import cell  # noqa: E402  (one format for every table)
 
 
 def main(argv: list[str]) -> str:

@@ -243,6 +243,12 @@ def user_questions(rows: list[dict], agent: str | None, metric: str = "test_accu
     return out
 
 
+def cell(p: dict) -> str:
+    """A paired difference as `mean [low, high]`, ✓ where the 95% CI lies above 0, ✗ below."""
+    mark = " ✓" if p["ci95"][0] > 0 else (" ✗" if p["ci95"][1] < 0 else "")
+    return f"{p['mean_diff']:+.2f} [{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}]{mark}"
+
+
 def questions_table(summary: dict, agent: str) -> str:
     """Markdown: per baseline, untuned and tuned means and the agent's paired difference [95% CI]."""
     methods = summary["methods"]
@@ -253,10 +259,6 @@ def questions_table(summary: dict, agent: str) -> str:
            f"(at {a['tuned_init_lr']:g}).\n",
            "| method | untuned | agent − method [95% CI] | tuned (LR) | agent − method [95% CI] |",
            "| --- | --- | --- | --- | --- |"]
-
-    def cell(p):
-        mark = " ✓" if p["ci95"][0] > 0 else (" ✗" if p["ci95"][1] < 0 else "")
-        return f"{p['mean_diff']:+.2f} [{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}]{mark}"
 
     for m, info in methods.items():
         if m == agent or m not in summary["untuned"]:

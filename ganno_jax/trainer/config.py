@@ -204,7 +204,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-# The cpu preset's training length per network: what fits about 14 minutes on the 2-core
+# The cpu preset's training length per network: what fits 15 minutes with install on the 2-core
 # development CPU (an inner step costs 1.2 ms for mlp, about 10 ms for cnn2, 90 ms for cnn5; one
 # update of 8 cnn2 episodes on the schedule-free base took 159 s, so cnn2 gets 4 updates). The
 # shipped default agent is the mlp one, trained from scratch; on every other network the preset
